@@ -106,8 +106,8 @@ def _convert_gguf(package_dir: Path, gguf_file: str, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf_file)
     model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf_file, dtype=torch.float32)
     # The weights are de-quantized to fp32 on load; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

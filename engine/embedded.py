@@ -1,0 +1,199 @@
+"""The embedded engine: a transformers causal LM on the CPU behind the engine protocol.
+
+The asyncio side only validates, submits and waits; all model work happens on one worker thread
+(`engine.worker.BatchWorker`), which batches every live branch of every request together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from engine.models import resolve_model_dir
+from engine.options import EngineOptions
+from engine.protocol import CacheStats, ChatMessage, Continuation, ModelCard, SamplingParams, StreamDelta
+from engine.radix_cache import RadixCache
+from engine.sequence import EngineEvent, GroupState
+from engine.worker import BatchWorker
+
+
+class EngineNotStartedError(RuntimeError):
+    pass
+
+
+class EmbeddedEngine:
+    def __init__(self, model_id: str, options: EngineOptions, model_dir: Path | None = None) -> None:
+        self.model_id = model_id
+        self.options = options
+        self._model_dir = model_dir
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._worker: BatchWorker | None = None
+        self._card = ModelCard(model_id=model_id, max_context=0)
+        self._group_ids = itertools.count()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    async def start(self) -> None:
+        if self._worker is not None:
+            return
+        model, tokenizer = await asyncio.to_thread(self._load)
+        self._tokenizer = tokenizer
+        max_context = int(getattr(model.config, "max_position_embeddings", 2048))
+        self._card = ModelCard(model_id=self.model_id, max_context=max_context)
+        cache = None
+        if self.options.enable_prefix_cache:
+            cache = RadixCache(self.options.cache_capacity_mb * 2**20)
+        self._worker = BatchWorker(
+            model, tokenizer, _eos_ids(model, tokenizer), max_context, self.options.max_batch_size, cache
+        )
+        self._worker.start()
+
+    async def close(self) -> None:
+        if self._worker is None:
+            return
+        self._worker.stop()
+        await asyncio.to_thread(self._worker.join, 10.0)
+        self._worker = None
+
+    def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        if self.options.num_threads:
+            torch.set_num_threads(self.options.num_threads)
+        folder = self._model_dir or resolve_model_dir(self.model_id)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model.eval()
+        return model, tokenizer
+
+    # --- generation --------------------------------------------------------------------------
+
+    async def generate(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[list[Continuation]]:
+        groups = [self._submit(p, params, is_streaming=False) for p in prompts]
+        results: list[list[Continuation]] = []
+        try:
+            for group, queue in groups:
+                results.append(await self._collect(group, queue, params.n))
+            return results
+        finally:
+            for group, _ in groups[len(results) :]:  # cancelled or failed: free what is left
+                self._abort(group)
+
+    async def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        group, queue = self._submit(prompt_ids, params, is_streaming=True)
+        remaining = params.n
+        try:
+            while remaining:
+                event = await queue.get()
+                if event.error is not None:
+                    raise event.error
+                if event.delta is not None:
+                    remaining -= event.delta.finish_reason is not None
+                    yield event.delta
+        finally:
+            if remaining:
+                self._abort(group)
+
+    async def _collect(
+        self, group: GroupState, queue: asyncio.Queue[EngineEvent], n: int
+    ) -> list[Continuation]:
+        results: list[Continuation] = []
+        while len(results) < n:
+            event = await queue.get()
+            if event.error is not None:
+                raise event.error
+            if event.result is not None:
+                results.append(event.result)
+        return sorted(results, key=lambda c: c.index)
+
+    def _submit(
+        self, prompt_ids: Sequence[int], params: SamplingParams, is_streaming: bool
+    ) -> tuple[GroupState, asyncio.Queue[EngineEvent]]:
+        worker = self._require_worker()
+        prompt = self._validated_prompt(prompt_ids)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
+
+        def deliver(event: EngineEvent) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # the loop is gone: nobody is waiting any more
+                pass
+
+        group = GroupState(next(self._group_ids), prompt, params, is_streaming, deliver)
+        group.num_unfinished = params.n
+        worker.submit(group)
+        return group, queue
+
+    def _abort(self, group: GroupState) -> None:
+        if self._worker is not None:
+            self._worker.abort(group)
+
+    def _validated_prompt(self, prompt_ids: Sequence[int]) -> list[int]:
+        prompt = [int(t) for t in prompt_ids]
+        if not prompt:
+            raise ValueError("prompt must contain at least one token")
+        if len(prompt) >= self._card.max_context:
+            raise ValueError(
+                f"prompt has {len(prompt)} tokens; the context of {self.model_id} is {self._card.max_context}"
+            )
+        vocab = len(self._require_tokenizer())
+        bad = next((t for t in prompt if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is outside the vocabulary (0..{vocab - 1})")
+        return prompt
+
+    # --- text --------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._require_tokenizer().encode(text, add_special_tokens=False))
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        return str(self._require_tokenizer().decode(list(token_ids), skip_special_tokens=True))
+
+    def apply_chat_template(self, messages: Sequence[ChatMessage]) -> list[int]:
+        tokenizer = self._require_tokenizer()
+        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        ids: Any = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+        return [int(t) for t in ids]
+
+    def cache_stats(self) -> CacheStats:
+        return self._worker.stats if self._worker is not None else CacheStats()
+
+    def _require_worker(self) -> BatchWorker:
+        if self._worker is None:
+            raise EngineNotStartedError(f"engine for {self.model_id} is not started")
+        return self._worker
+
+    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
+        if self._tokenizer is None:
+            raise EngineNotStartedError(f"engine for {self.model_id} is not started")
+        return self._tokenizer
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(t) for t in configured)
+    return frozenset(ids)
+
+
+def create_embedded_engine(model_id: str, options: EngineOptions) -> EmbeddedEngine:
+    return EmbeddedEngine(model_id, options)

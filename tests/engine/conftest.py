@@ -1,0 +1,34 @@
+"""One real SmolLM2 engine per test module (loading takes well under a second once converted)."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from engine.embedded import EmbeddedEngine
+from engine.options import EngineOptions
+
+SMOLLM2 = "smollm2-135m-instruct"
+
+
+class EngineRunner:
+    """Runs an engine on its own event loop so sync tests can await it."""
+
+    def __init__(self, options: EngineOptions) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engine = EmbeddedEngine(SMOLLM2, options)
+        self.run(self.engine.start())
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        self.run(self.engine.close())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[EngineRunner]:
+    r = EngineRunner(EngineOptions(cache_capacity_mb=256))
+    yield r
+    r.close()
