@@ -17,7 +17,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from engine.models import resolve_model_dir
 from engine.options import EngineOptions
-from engine.protocol import CacheStats, ChatMessage, Continuation, ModelCard, SamplingParams, StreamDelta
+from engine.protocol import (
+    CacheStats,
+    ChatMessage,
+    Continuation,
+    InvalidPromptError,
+    ModelCard,
+    SamplingParams,
+    StreamDelta,
+)
 from engine.radix_cache import RadixCache
 from engine.sequence import EngineEvent, GroupState
 from engine.worker import BatchWorker
@@ -142,15 +150,15 @@ class EmbeddedEngine:
     def _validated_prompt(self, prompt_ids: Sequence[int]) -> list[int]:
         prompt = [int(t) for t in prompt_ids]
         if not prompt:
-            raise ValueError("prompt must contain at least one token")
+            raise InvalidPromptError("prompt must contain at least one token")
         if len(prompt) >= self._card.max_context:
-            raise ValueError(
+            raise InvalidPromptError(
                 f"prompt has {len(prompt)} tokens; the context of {self.model_id} is {self._card.max_context}"
             )
         vocab = len(self._require_tokenizer())
         bad = next((t for t in prompt if not 0 <= t < vocab), None)
         if bad is not None:
-            raise ValueError(f"token id {bad} is outside the vocabulary (0..{vocab - 1})")
+            raise InvalidPromptError(f"token id {bad} is outside the vocabulary (0..{vocab - 1})")
         return prompt
 
     # --- text --------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ from typing import Literal, Protocol, runtime_checkable
 FinishReason = Literal["stop", "length", "abort"]
 
 
+class InvalidPromptError(ValueError):
+    """The prompt itself is unusable (empty, too long, unknown token ids): the caller's fault."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to continue one prefix. `temperature == 0` means greedy (argmax)."""

@@ -1,0 +1,72 @@
+"""The FastAPI app: state, middleware, error handlers, routes, and the engines' lifetime.
+
+Engines start in a background task after the app starts listening, so /health answers and
+/ready says 503 while weights load; requests for a loading model get a 503 too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+
+from server.auth import ApiKeyMiddleware
+from server.errors import install_error_handlers
+from server.limits import AdmissionGate, BodySizeLimitMiddleware
+from server.metrics import RequestMetricsMiddleware, ServerMetrics
+from server.model_pool import ModelPool, ServePlan, plan_models
+from server.routes import router
+from server.settings import ServerSettings
+from server.state import ServerState
+
+logger = logging.getLogger("ponder.server")
+
+
+def build_state(settings: ServerSettings, plan: ServePlan | None = None) -> ServerState:
+    """Decide what to serve (raises ValueError for an unknown or missing model); starts nothing."""
+    pool = ModelPool(plan or plan_models(settings.models), settings.engine, settings.engine_options())
+    gate = AdmissionGate(settings.max_concurrent_requests)
+    metrics = ServerMetrics(engines=lambda: pool.engines, num_in_flight=lambda: gate.num_in_flight)
+    return ServerState(settings=settings, pool=pool, gate=gate, metrics=metrics)
+
+
+def create_app(settings: ServerSettings, on_engine_failure: Callable[[], None] | None = None) -> FastAPI:
+    """An app serving `settings.models`; `on_engine_failure` runs if an engine fails to start."""
+    return build_app(build_state(settings), on_engine_failure)
+
+
+def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None = None) -> FastAPI:
+    """The app around a ready-made state; its lifespan starts and closes the pool's engines."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        starting = asyncio.create_task(_start_engines(state.pool, on_engine_failure))
+        try:
+            yield
+        finally:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await state.pool.close()
+
+    settings = state.settings
+    app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
+    app.state.ponder = state
+    install_error_handlers(app)
+    app.include_router(router)
+    # Added last = outermost: metrics see every response, auth runs before the body is read.
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key_value())
+    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+async def _start_engines(pool: ModelPool, on_failure: Callable[[], None] | None) -> None:
+    try:
+        await pool.start()
+    except Exception:  # not CancelledError: a shutdown during loading is no failure
+        logger.exception("an engine failed to start; the server cannot become ready")
+        if on_failure is not None:
+            on_failure()

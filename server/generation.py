@@ -1,0 +1,122 @@
+"""Calling the engine for one request: deadlines, cancellation on disconnect, and usage counting.
+
+Both endpoints go through here, so "a gone client or a timeout aborts the engine work" and "usage
+counts every token the request caused" are implemented once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from engine.protocol import Continuation, Engine, SamplingParams, StreamDelta
+from server.errors import ApiError, timed_out
+from server.metrics import ServerMetrics
+from server.responses import PromptTokensDetails, UsageInfo
+from server.streaming import close_stream
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"; never seen by a client
+
+
+@dataclass
+class UsageTally:
+    """Usage of one request: the prompt once, completion tokens summed over every choice.
+
+    Cached prompt tokens are the minimum over choices: the prompt is counted once, and the
+    honest figure is how much of it was found in the cache before this request, not how much
+    one choice reused from a sibling computed a moment earlier.
+    """
+
+    num_prompt_tokens: int
+    num_completion_tokens: int = 0
+    cached_by_index: dict[int, int] = field(default_factory=dict)
+
+    def add(self, index: int, num_new_tokens: int, num_cached_prompt_tokens: int) -> None:
+        self.num_completion_tokens += num_new_tokens
+        self.cached_by_index[index] = max(self.cached_by_index.get(index, 0), num_cached_prompt_tokens)
+
+    def add_continuations(self, continuations: Sequence[Continuation]) -> None:
+        for choice in continuations:
+            self.add(choice.index, len(choice.token_ids), choice.num_cached_prompt_tokens)
+
+    def usage(self) -> UsageInfo:
+        cached = min(self.cached_by_index.values(), default=0)
+        return UsageInfo(
+            prompt_tokens=self.num_prompt_tokens,
+            completion_tokens=self.num_completion_tokens,
+            total_tokens=self.num_prompt_tokens + self.num_completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=min(cached, self.num_prompt_tokens)),
+        )
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One checked request, ready for the engine: nothing here can still be rejected as a 400."""
+
+    model: str
+    engine: Engine
+    prompt_ids: list[int]
+    params: SamplingParams
+    timeout_s: float
+
+
+async def _until_disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def generate_choices(job: GenerationJob, request: Request) -> list[Continuation]:
+    """All `params.n` continuations of the prompt, ordered by index.
+
+    Raises `ApiError(504)` past the deadline and `ApiError(499)` when the client disconnects; in
+    both cases the engine call is cancelled (and has released its cache references) on return.
+    """
+    work = asyncio.ensure_future(job.engine.generate([job.prompt_ids], job.params))
+    watcher = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        async with asyncio.timeout(job.timeout_s):
+            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except TimeoutError:
+        raise timed_out(job.timeout_s) from None
+    finally:
+        for task in (work, watcher):
+            task.cancel()
+        await asyncio.gather(work, watcher, return_exceptions=True)
+    if work.cancelled():
+        raise ApiError(CLIENT_CLOSED_REQUEST, "The client closed the request.", "client_closed_request")
+    return sorted(work.result()[0], key=lambda choice: choice.index)
+
+
+async def run_job(
+    job: GenerationJob, metrics: ServerMetrics, request: Request
+) -> tuple[list[Continuation], UsageInfo]:
+    """Generate every choice and count the request's usage (also into the token metrics)."""
+    choices = await generate_choices(job, request)
+    tally = UsageTally(len(job.prompt_ids))
+    tally.add_continuations(choices)
+    metrics.record_tokens(job.model, tally.num_prompt_tokens, tally.num_completion_tokens)
+    return choices, tally.usage()
+
+
+async def stream_job(
+    job: GenerationJob, metrics: ServerMetrics, tally: UsageTally
+) -> AsyncIterator[StreamDelta]:
+    """The engine's deltas, counted into `tally`; closing this generator closes the engine stream.
+
+    Tokens are recorded in the metrics however the stream ends: they were generated either way.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + job.timeout_s
+    stream = job.engine.stream(job.prompt_ids, job.params)
+    try:
+        async for delta in stream:
+            tally.add(delta.index, len(delta.token_ids), delta.num_cached_prompt_tokens)
+            yield delta
+            if loop.time() > deadline:
+                raise timed_out(job.timeout_s)
+    finally:
+        await close_stream(stream)
+        metrics.record_tokens(job.model, tally.num_prompt_tokens, tally.num_completion_tokens)

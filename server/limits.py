@@ -1,0 +1,111 @@
+"""Admission limits: how many requests may generate at once (429) and how big a body may be (413).
+
+The decisions are pure functions; `AdmissionGate` and `BodySizeLimitMiddleware` only apply them.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import body_too_large, error_response, too_many_requests
+
+
+def can_admit(num_in_flight: int, limit: int) -> bool:
+    return num_in_flight < limit
+
+
+def is_body_too_large(num_bytes: int, limit: int) -> bool:
+    return num_bytes > limit
+
+
+class Admission:
+    """One admitted request's slot; `release` is idempotent so every exit path may call it."""
+
+    def __init__(self, gate: AdmissionGate) -> None:
+        self._gate: AdmissionGate | None = gate
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
+            self._gate = None
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class AdmissionGate:
+    """Counts requests that hold engine work; refuses new ones beyond `limit` with a 429."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.num_in_flight = 0
+
+    def admit(self) -> Admission:
+        """A slot for one request, or `ApiError(429)`; the event loop is single-threaded: no lock."""
+        if not can_admit(self.num_in_flight, self.limit):
+            raise too_many_requests(self.limit)
+        self.num_in_flight += 1
+        return Admission(self)
+
+    def release(self) -> None:
+        """Give back one slot; called through `Admission.release`, which makes it happen once."""
+        self.num_in_flight -= 1
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 before the app sees a body over `limit` bytes, declared or chunked.
+
+    The body is read here (requests are small JSON documents that FastAPI would read whole anyway)
+    and replayed to the app; later `receive` calls pass through so disconnects still arrive.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and is_body_too_large(declared, self.limit):
+            await error_response(body_too_large(declared, self.limit))(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if is_body_too_large(len(body), self.limit):
+                await error_response(body_too_large(None, self.limit))(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    is_sent = False
+
+    async def replay() -> Message:
+        nonlocal is_sent
+        if not is_sent:
+            is_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

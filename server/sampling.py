@@ -1,0 +1,81 @@
+"""Pure request checks and the mapping from an OpenAI request to engine `SamplingParams`.
+
+These run before the engine is asked to do anything, so a rejected request leaves no state behind.
+"""
+
+from __future__ import annotations
+
+from engine.protocol import SamplingParams
+from server.errors import invalid_request, unsupported_parameter
+from server.protocol import SamplingRequest, first_unsupported_param
+
+DEFAULT_TEMPERATURE = 1.0  # OpenAI's default
+DEFAULT_TOP_P = 1.0
+
+
+def check_request_limits(request: SamplingRequest, max_n: int, max_tokens_cap: int) -> None:
+    """Refuse what the settings or the server's feature set rule out; raises `ApiError(400)`."""
+    unsupported = first_unsupported_param(request.model_extra)
+    if unsupported is not None:
+        raise unsupported_parameter(unsupported)
+    if request.num_choices > max_n:
+        raise invalid_request(
+            f"Invalid value for 'n': {request.num_choices} is more than this server's limit of {max_n}.",
+            "n",
+            "invalid_value",
+        )
+    requested, param = request.requested_max_tokens()
+    if requested is not None and requested > max_tokens_cap:
+        raise invalid_request(
+            f"Invalid value for '{param}': {requested} is more than this server's limit of {max_tokens_cap}.",
+            param,
+            "invalid_value",
+        )
+    if request.stream_options is not None and not request.is_streaming:
+        raise invalid_request(
+            "'stream_options' is only allowed when 'stream' is true.", "stream_options", "invalid_value"
+        )
+
+
+def resolve_max_tokens(
+    num_prompt_tokens: int, request: SamplingRequest, max_context: int, max_tokens_cap: int, prompt_param: str
+) -> int:
+    """How many tokens to generate: the request's value if it fits, else what fits (capped)."""
+    if num_prompt_tokens >= max_context:
+        raise invalid_request(
+            f"This model's maximum context length is {max_context} tokens, and '{prompt_param}' "
+            f"alone is {num_prompt_tokens} tokens, leaving no room for a completion.",
+            prompt_param,
+            "context_length_exceeded",
+        )
+    room = max_context - num_prompt_tokens
+    requested, param = request.requested_max_tokens()
+    if requested is None:
+        return min(room, max_tokens_cap)
+    if requested > room:
+        raise invalid_request(
+            f"This model's maximum context length is {max_context} tokens; you requested "
+            f"{num_prompt_tokens + requested} ({num_prompt_tokens} in '{prompt_param}', {requested} "
+            f"in '{param}'). Reduce '{param}' or '{prompt_param}'.",
+            param,
+            "context_length_exceeded",
+        )
+    return requested
+
+
+def to_sampling_params(
+    request: SamplingRequest, max_new_tokens: int, num_top_logprobs: int | None
+) -> SamplingParams:
+    """`num_top_logprobs=None` asks for no logprobs; 0 asks for the sampled token's only."""
+    return SamplingParams(
+        max_new_tokens=max_new_tokens,
+        temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+        top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
+        top_k=request.top_k or 0,
+        n=request.num_choices,
+        stop=tuple(request.stop),
+        seed=request.seed,
+        logprobs=num_top_logprobs is not None,
+        top_logprobs=num_top_logprobs or 0,
+        ignore_eos=request.ignore_eos,
+    )

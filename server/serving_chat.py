@@ -1,0 +1,120 @@
+"""POST /v1/chat/completions: messages -> chat template -> engine -> OpenAI chat objects.
+
+The pipeline checks everything (limits, model, context) before it admits the request and calls
+the engine, so a rejected request leaves no trace in the engine or its cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from engine.protocol import ChatMessage
+from server.errors import invalid_request
+from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.logprobs import chat_logprobs
+from server.metrics import ServerMetrics
+from server.protocol import ChatCompletionRequest, ChatMessageIn
+from server.responses import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChatCompletionResponse,
+    DeltaMessage,
+    new_id,
+    now_s,
+)
+from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
+from server.state import ServerState
+from server.streaming import sse_response
+
+# OpenAI's "developer" role is the newer name of "system"; chat templates only know "system".
+TEMPLATE_ROLES = {"developer": "system"}
+
+
+def to_engine_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
+    return [ChatMessage(role=TEMPLATE_ROLES.get(m.role, m.role), content=m.text()) for m in messages]
+
+
+def num_top_logprobs(request: ChatCompletionRequest) -> int | None:
+    """None when no logprobs were asked for; `top_logprobs` needs `logprobs: true`, as in OpenAI."""
+    if not request.logprobs:
+        if request.top_logprobs:
+            raise invalid_request(
+                "'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value"
+            )
+        return None
+    return request.top_logprobs or 0
+
+
+def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> GenerationJob:
+    """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
+    settings = state.settings
+    check_request_limits(request, settings.max_n, settings.max_tokens)
+    num_top = num_top_logprobs(request)
+    engine = state.pool.engine_for(request.model)
+    prompt_ids = engine.apply_chat_template(to_engine_messages(request.messages))
+    max_new_tokens = resolve_max_tokens(
+        len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
+    )
+    params = to_sampling_params(request, max_new_tokens, num_top)
+    return GenerationJob(request.model, engine, list(prompt_ids), params, settings.request_timeout_s)
+
+
+async def create_chat_completion(
+    request: ChatCompletionRequest, state: ServerState, http_request: Request
+) -> ChatCompletionResponse | StreamingResponse:
+    job = prepare_chat(request, state)
+    admission = state.gate.admit()
+    if request.is_streaming:
+        return sse_response(_chunks(job, request, state.metrics), admission)
+    with admission:
+        choices, usage = await run_job(job, state.metrics, http_request)
+    return ChatCompletionResponse(
+        id=new_id("chatcmpl"),
+        created=now_s(),
+        model=request.model,
+        choices=[
+            ChatChoice(
+                index=choice.index,
+                message=AssistantMessage(content=choice.text),
+                logprobs=chat_logprobs(choice.logprobs, job.params.top_logprobs),
+                finish_reason=choice.finish_reason,
+            )
+            for choice in choices
+        ],
+        usage=usage,
+    )
+
+
+async def _chunks(
+    job: GenerationJob, request: ChatCompletionRequest, metrics: ServerMetrics
+) -> AsyncIterator[ChatCompletionChunk]:
+    """A role chunk per choice, content deltas, a finish chunk per choice, then optional usage."""
+    chunk_id, created = new_id("chatcmpl"), now_s()
+
+    def chunk(choice: ChatChunkChoice) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id=chunk_id, created=created, model=job.model, choices=[choice])
+
+    for index in range(job.params.n):
+        role = DeltaMessage(role="assistant", content="")
+        yield chunk(ChatChunkChoice(index=index, delta=role, logprobs=None, finish_reason=None))
+    tally = UsageTally(len(job.prompt_ids))
+    async for delta in stream_job(job, metrics, tally):
+        if delta.text or delta.logprobs:
+            logprobs = chat_logprobs(delta.logprobs, job.params.top_logprobs)
+            content = DeltaMessage(content=delta.text)
+            yield chunk(
+                ChatChunkChoice(index=delta.index, delta=content, logprobs=logprobs, finish_reason=None)
+            )
+        if delta.finish_reason is not None:
+            yield chunk(
+                ChatChunkChoice(index=delta.index, delta=DeltaMessage(), finish_reason=delta.finish_reason)
+            )
+    if request.includes_stream_usage:
+        yield ChatCompletionChunk(
+            id=chunk_id, created=created, model=job.model, choices=[], usage=tally.usage()
+        )

@@ -1,0 +1,66 @@
+"""Server configuration, read from `PONDER_*` environment variables and overridden by CLI flags.
+
+Every limit the server enforces on a request lives here, so an operator can see (and the tests
+can set) the whole admission policy in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engine.options import EngineOptions
+from engine.registry import ENGINE_BACKENDS
+
+
+class ServerSettings(BaseSettings):
+    """What one `python -m server` process serves and how much it accepts per request."""
+
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface to bind; 127.0.0.1 keeps the server local")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port")
+    api_key: SecretStr | None = Field(
+        None, description="when set, every /v1 route needs 'Authorization: Bearer <key>'"
+    )
+    engine: str = Field("embedded", description=f"engine backend: {sorted(ENGINE_BACKENDS)}")
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated model ids; empty serves every bundled model whose weights exist",
+    )
+    cache_capacity_mb: int = Field(512, ge=1, description="prefix-cache size per model (MiB)")
+    max_batch_size: int = Field(64, ge=1, description="sequences decoded together per forward pass")
+    num_threads: int | None = Field(None, ge=1, description="torch threads per engine; unset: torch default")
+    max_n: int = Field(16, ge=1, description="largest `n` (choices per request) accepted")
+    max_tokens: int = Field(2048, ge=1, description="largest max_tokens accepted, and the default's cap")
+    max_concurrent_requests: int = Field(64, ge=1, description="requests generating at once; beyond: 429")
+    max_request_bytes: int = Field(1_000_000, ge=1, description="largest request body; beyond: 413")
+    request_timeout_s: float = Field(600.0, gt=0, description="wall-clock limit on one generation")
+    log_level: str = Field("info", description="uvicorn and ponder log level")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in ENGINE_BACKENDS:
+            raise ValueError(f"unknown engine {value!r}; valid engines: {sorted(ENGINE_BACKENDS)}")
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        """Accept `a,b` from the environment and the CLI as well as a real list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            cache_capacity_mb=self.cache_capacity_mb,
+            max_batch_size=self.max_batch_size,
+            num_threads=self.num_threads,
+        )
+
+    def api_key_value(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key is not None else None
