@@ -1,0 +1,1 @@
+"""Countdown-4: the bundled reasoning task, its exact solver, verifier and step labeller."""

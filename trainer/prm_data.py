@@ -1,0 +1,172 @@
+"""Math-Shepherd style PRM labels from Monte-Carlo rollouts of the trained policy.
+
+For each problem the policy samples one reply (temperature 1, no top-k/top-p); each step
+prefix is then completed `rollouts` times and its soft label is the fraction of completions
+whose answer verifies. The answer line's label is whether the reply itself verifies. The
+exact step labeller is deliberately not used: these labels are what a PRM for a task
+without a step oracle would see. Work is done in chunks cached atomically under `runs/prm/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from rewards.countdown.problems import Problem, format_prompt
+from rewards.countdown.steps import split_reply
+from rewards.countdown.verifier import verify_reply
+from trainer.generation import Sampling, continue_texts, reply_prefix
+from trainer.policy_data import training_problems
+
+PRM_DATA_SEED = 2
+MAX_STEP_LINES = 4
+"""A well-formed reply has 3 step lines; more are rolled out only up to this cap."""
+MAX_ROLLOUT_TOKENS = 80
+"""After at least one step at most ~55 tokens remain; the cap stops runaway rows stalling a batch."""
+
+
+@dataclass(frozen=True)
+class PrmDataConfig:
+    """Size and seeds of the labelled set (the cache folder name encodes them)."""
+
+    num_problems: int = 1024
+    rollouts: int = 4
+    prefixes_per_call: int = 16
+    chunk_problems: int = 32
+    seed: int = PRM_DATA_SEED
+
+    def folder_name(self) -> str:
+        return f"labels-seed{self.seed}-n{self.num_problems}-k{self.rollouts}"
+
+
+@dataclass(frozen=True)
+class LabelledReply:
+    """A sampled reply as steps (answer line last when present) with one soft label per step."""
+
+    prompt: str
+    steps: list[str]
+    labels: list[float]
+
+
+def _prefix_jobs(prompts: list[str], replies: list[str]) -> list[tuple[int, str]]:
+    """(reply index, text to continue) for every step prefix of every reply."""
+    jobs: list[tuple[int, str]] = []
+    for index, (prompt, reply) in enumerate(zip(prompts, replies, strict=True)):
+        lines = split_reply(reply).step_lines[:MAX_STEP_LINES]
+        jobs.extend(
+            (index, reply_prefix(prompt, "\n".join(lines[: i + 1]) + "\n")) for i in range(len(lines))
+        )
+    return jobs
+
+
+def _rollout_labels(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: list[Problem],
+    jobs: list[tuple[int, str]],
+    config: PrmDataConfig,
+) -> list[float]:
+    """Fraction of `config.rollouts` completions of each job prefix that verify."""
+    sampling = Sampling(
+        temperature=1.0, num_return_sequences=config.rollouts, max_new_tokens=MAX_ROLLOUT_TOKENS
+    )
+    labels: list[float] = []
+    for start in range(0, len(jobs), config.prefixes_per_call):
+        group = jobs[start : start + config.prefixes_per_call]
+        completions = continue_texts(model, tokenizer, [text for _, text in group], sampling)
+        for (index, text), outs in zip(group, completions, strict=True):
+            partial = text.split("\n", 1)[1]
+            wins = sum(verify_reply(problems[index], partial + out) for out in outs)
+            labels.append(wins / config.rollouts)
+    return labels
+
+
+def label_chunk(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: list[Problem], config: PrmDataConfig
+) -> list[LabelledReply]:
+    """Sample one reply per problem and label its steps by rollouts."""
+    prompts = [format_prompt(p) for p in problems]
+    replies = [
+        outs[0] for outs in continue_texts(model, tokenizer, [reply_prefix(p) for p in prompts], Sampling())
+    ]
+    jobs = _prefix_jobs(prompts, replies)
+    step_labels = iter(_rollout_labels(model, tokenizer, problems, jobs, config))
+    records: list[LabelledReply] = []
+    for problem, prompt, reply in zip(problems, prompts, replies, strict=True):
+        parts = split_reply(reply)
+        steps = parts.step_lines[:MAX_STEP_LINES]
+        labels = [next(step_labels) for _ in steps]
+        if parts.answer_line is not None and len(parts.step_lines) <= MAX_STEP_LINES:
+            steps = [*steps, parts.answer_line]
+            labels.append(float(verify_reply(problem, reply)))
+        records.append(LabelledReply(prompt=prompt, steps=steps, labels=labels))
+    return records
+
+
+def _write_json_atomic(path: Path, payload: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def load_or_label(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    runs_dir: Path,
+    config: PrmDataConfig,
+    shard: int = 0,
+    num_shards: int = 1,
+) -> list[LabelledReply]:
+    """Labelled replies of this shard's chunks, generating only those not already cached.
+
+    Chunks are seeded by their index, so shards run in separate processes (single-threaded
+    each, which wins on a busy machine) produce exactly what one process would.
+    """
+    folder = runs_dir / config.folder_name()
+    folder.mkdir(parents=True, exist_ok=True)
+    problems = training_problems(config.seed, config.num_problems)
+    records: list[LabelledReply] = []
+    starts = list(enumerate(range(0, len(problems), config.chunk_problems)))[shard::num_shards]
+    for chunk_index, start in tqdm(starts, desc="prm labels", mininterval=30):
+        path = folder / f"chunk-{chunk_index:05d}.json"
+        if not path.exists():
+            began = time.monotonic()
+            torch.manual_seed(config.seed * 1_000_003 + chunk_index)
+            chunk = label_chunk(model, tokenizer, problems[start : start + config.chunk_problems], config)
+            _write_json_atomic(path, [asdict(r) for r in chunk])
+            print(f"chunk {chunk_index} labelled in {time.monotonic() - began:.1f}s", flush=True)
+        records.extend(LabelledReply(**r) for r in json.loads(path.read_text()))
+    return records
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Label one shard: `python -m trainer.prm_data --shard 0 --num-shards 2` (one per process)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--policy", type=Path, default=Path("models/countdown"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
+    parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
+    parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(args.policy)
+    policy = LlamaForCausalLM.from_pretrained(args.policy, use_safetensors=True).eval()
+    config = PrmDataConfig(num_problems=args.num_problems, rollouts=args.rollouts)
+    records = load_or_label(policy, tokenizer, args.runs_dir, config, args.shard, args.num_shards)
+    print(f"shard {args.shard}/{args.num_shards}: {len(records)} labelled replies", flush=True)
+
+
+if __name__ == "__main__":
+    main()
