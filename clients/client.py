@@ -59,6 +59,12 @@ class ChatResult:
     def text(self) -> str:
         return self.texts[0]
 
+    @property
+    def search(self) -> dict[str, Any] | None:
+        """What the server's search did (strategy, tokens, scores, trace id); None without one."""
+        summary = self.raw.get("search")
+        return summary if isinstance(summary, dict) else None
+
 
 def to_messages(messages: Messages) -> list[dict[str, Any]]:
     """A bare string is one user message."""

@@ -19,6 +19,7 @@ from server.limits import AdmissionGate, BodySizeLimitMiddleware
 from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
 from server.routes import router
+from server.search_services import SearchServices
 from server.settings import ServerSettings
 from server.state import ServerState
 
@@ -30,7 +31,8 @@ def build_state(settings: ServerSettings, plan: ServePlan | None = None) -> Serv
     pool = ModelPool(plan or plan_models(settings.models), settings.engine, settings.engine_options())
     gate = AdmissionGate(settings.max_concurrent_requests)
     metrics = ServerMetrics(engines=lambda: pool.engines, num_in_flight=lambda: gate.num_in_flight)
-    return ServerState(settings=settings, pool=pool, gate=gate, metrics=metrics)
+    search = SearchServices.from_settings(settings, pool.plan.reward_ids)
+    return ServerState(settings=settings, pool=pool, gate=gate, metrics=metrics, search=search)
 
 
 def create_app(settings: ServerSettings, on_engine_failure: Callable[[], None] | None = None) -> FastAPI:

@@ -7,8 +7,9 @@ counts every token the request caused" are implemented once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -17,6 +18,8 @@ from server.errors import ApiError, timed_out
 from server.metrics import ServerMetrics
 from server.responses import PromptTokensDetails, UsageInfo
 from server.streaming import close_stream
+
+T = TypeVar("T")
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"; never seen by a client
 
@@ -74,20 +77,29 @@ async def generate_choices(job: GenerationJob, request: Request) -> list[Continu
     Raises `ApiError(504)` past the deadline and `ApiError(499)` when the client disconnects; in
     both cases the engine call is cancelled (and has released its cache references) on return.
     """
-    work = asyncio.ensure_future(job.engine.generate([job.prompt_ids], job.params))
+    results = await await_unless_disconnected(
+        job.engine.generate([job.prompt_ids], job.params), request, job.timeout_s
+    )
+    return sorted(results[0], key=lambda choice: choice.index)
+
+
+async def await_unless_disconnected(work: Awaitable[T], request: Request, timeout_s: float) -> T:
+    """The result of `work`, cancelled (and so freeing its engine work) if the client goes away
+    (`ApiError(499)`) or the deadline passes (`ApiError(504)`)."""
+    task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_until_disconnected(request))
     try:
-        async with asyncio.timeout(job.timeout_s):
-            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        async with asyncio.timeout(timeout_s):
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except TimeoutError:
-        raise timed_out(job.timeout_s) from None
+        raise timed_out(timeout_s) from None
     finally:
-        for task in (work, watcher):
-            task.cancel()
-        await asyncio.gather(work, watcher, return_exceptions=True)
-    if work.cancelled():
+        for pending in (task, watcher):
+            pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
         raise ApiError(CLIENT_CLOSED_REQUEST, "The client closed the request.", "client_closed_request")
-    return sorted(work.result()[0], key=lambda choice: choice.index)
+    return task.result()
 
 
 async def run_job(

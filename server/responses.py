@@ -51,6 +51,7 @@ class ChoiceLogprobs(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    reasoning_content: str | None = None
 
 
 class ChatChoice(BaseModel):
@@ -68,11 +69,17 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatChoice]
     usage: UsageInfo
     system_fingerprint: str | None = None
+    search: dict[str, Any] | None = None  # ponder's own: what the search did (absent without one)
+
+    @model_serializer(mode="wrap")
+    def _search_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_empty_search(handler(self))
 
 
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None  # a search's committed steps, streamed as it works
 
     @model_serializer(mode="wrap")
     def _only_changed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -93,6 +100,11 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: UsageInfo | None = None
+    search: dict[str, Any] | None = None  # on the last chunk of a search: what it did
+
+    @model_serializer(mode="wrap")
+    def _search_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_empty_search(handler(self))
 
 
 class CompletionLogprobs(BaseModel):
@@ -135,3 +147,9 @@ class ModelObject(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelObject]
+
+
+def _without_empty_search(fields: dict[str, Any]) -> dict[str, Any]:
+    if fields.get("search") is None:
+        fields.pop("search", None)
+    return fields

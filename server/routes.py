@@ -16,6 +16,7 @@ from server.protocol import ChatCompletionRequest, CompletionRequest
 from server.responses import ChatCompletionResponse, CompletionResponse, ModelList
 from server.serving_chat import create_chat_completion
 from server.serving_completions import create_completion
+from server.serving_search import create_search_completion, search_config
 from server.state import StateDep
 
 router = APIRouter()
@@ -25,7 +26,19 @@ router = APIRouter()
 async def chat_completions(
     body: ChatCompletionRequest, state: StateDep, request: Request
 ) -> ChatCompletionResponse | StreamingResponse:
+    config = search_config(body, state)
+    if config is not None:
+        return await create_search_completion(body, state, request, config)
     return await create_chat_completion(body, state, request)
+
+
+@router.get("/v1/traces/{trace_id}", response_model=None)
+async def get_trace(trace_id: str, state: StateDep) -> JSONResponse:
+    """The whole search tree of a request that asked for `search.trace`."""
+    trace = state.search.traces.load(trace_id)
+    if trace is None:
+        raise ApiError(404, f"No trace with id '{trace_id}'.", param="trace_id", code="trace_not_found")
+    return JSONResponse(trace)
 
 
 @router.post("/v1/completions", response_model=None)

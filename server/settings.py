@@ -39,6 +39,9 @@ class ServerSettings(BaseSettings):
     max_request_bytes: int = Field(1_000_000, ge=1, description="largest request body; beyond: 413")
     request_timeout_s: float = Field(600.0, gt=0, description="wall-clock limit on one generation")
     log_level: str = Field("info", description="uvicorn and ponder log level")
+    trace_db: str = Field(".cache/traces.sqlite3", description="SQLite file that keeps search traces")
+    search_max_budget_tokens: int = Field(8192, ge=1, description="largest search.budget_tokens accepted")
+    search_max_seconds: float = Field(120.0, gt=0, description="largest search.max_seconds accepted")
 
     @field_validator("engine")
     @classmethod

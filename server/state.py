@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from server.limits import AdmissionGate
 from server.metrics import ServerMetrics
 from server.model_pool import ModelPool
+from server.search_services import SearchServices
 from server.settings import ServerSettings
 
 
@@ -19,6 +20,7 @@ class ServerState:
     pool: ModelPool
     gate: AdmissionGate
     metrics: ServerMetrics
+    search: SearchServices
 
 
 def get_state(request: Request) -> ServerState:

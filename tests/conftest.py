@@ -57,18 +57,23 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-num_chars:]
 
 
-def _wait_until_ready(server: LiveServer, process: subprocess.Popen[bytes]) -> None:
+def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Block until `/ready` answers 200; raise with the server's log if it dies or takes too long."""
+
+    def log_tail() -> str:
+        return log_path.read_text(errors="replace")[-4000:]
+
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log_tail()}")
         try:
-            if httpx.get(f"{server.base_url}/ready", timeout=2.0).status_code == 200:
+            if httpx.get(f"{base_url}/ready", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}")
+    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S} s:\n{log_tail()}")
 
 
 def start_server_process(flags: dict[str, object], log_path: Path) -> subprocess.Popen[bytes]:
@@ -118,7 +123,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     }
     process = start_server_process(flags, server.log_path)
     try:
-        _wait_until_ready(server, process)
+        wait_until_ready(server.base_url, process, server.log_path)
         yield server
     finally:
         stop_server_process(process)

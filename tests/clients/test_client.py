@@ -39,10 +39,17 @@ def test_stream_chat_matches_chat(client: PonderClient) -> None:
     assert "".join(client.stream_chat(question, max_tokens=4, temperature=0)) == whole
 
 
-def test_search_field_is_passed_through(client: PonderClient) -> None:
-    """The server accepts (and for now does not act on) ponder's `search` options."""
-    result = client.chat("Hi", max_tokens=1, temperature=0, search={"strategy": "beam", "width": 2})
-    assert len(result.texts) == 1
+def test_search_field_reaches_the_search(client: PonderClient) -> None:
+    search = {"strategy": "greedy", "prm": False, "budget_tokens": 6}
+    result = client.chat("Hi", search=search)
+    assert result.search is not None and result.search["strategy"] == "greedy"
+    assert 0 < result.search["tokens_generated"] <= 6 and len(result.texts) == 1
+
+
+def test_bad_search_knob_is_an_api_error(client: PonderClient) -> None:
+    with pytest.raises(PonderAPIError) as caught:
+        client.chat("Hi", search={"strategy": "beam", "width": 2})
+    assert caught.value.status == 400 and caught.value.param == "search"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,61 @@
+"""The request side of search: the `"search": {...}` body field and its resolution to a config.
+
+`resolve_search` is pure: the server calls it before admitting a request and maps its
+ValueError (which always names the offending parameter) to a 400.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from search.config import SearchConfig, SearchLimits, preset, with_overrides
+from search.registry import get_strategy
+
+
+class SearchRequest(BaseModel):
+    """Every knob is optional; unset ones come from the reasoning_effort preset or the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str | None = None
+    budget_tokens: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+    n: int | None = Field(default=None, ge=1)
+    beam_width: int | None = Field(default=None, ge=1)
+    expansions: int | None = Field(default=None, ge=1)
+    simulations: int | None = Field(default=None, ge=1)
+    prm: bool | None = None
+    aggregate: str | None = None
+    verifier: bool | None = None
+    trace: bool | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int | None = None
+    max_step_tokens: int | None = Field(default=None, ge=1)
+
+
+def parse_search_request(search: dict[str, object]) -> SearchRequest:
+    """Pydantic validation, re-raised as a ValueError whose message starts with `search.<param>`."""
+    try:
+        return SearchRequest.model_validate(search)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"search.{param}: {error['msg']}") from None
+
+
+def resolve_search(
+    search: dict[str, object] | None, reasoning_effort: str | None, limits: SearchLimits
+) -> SearchConfig | None:
+    """The search a request asks for, or None for plain generation; ValueError naming a bad knob."""
+    if search is None and reasoning_effort is None:
+        return None
+    base = preset(reasoning_effort) if reasoning_effort is not None else SearchConfig()
+    request = parse_search_request(search or {})
+    overrides = request.model_dump(exclude_none=True)
+    try:
+        config = with_overrides(base, overrides)
+        get_strategy(config.strategy)
+        limits.check(config)
+    except ValueError as exc:
+        raise ValueError(f"search.{exc}") from None
+    return config

@@ -1,0 +1,83 @@
+"""Everything a strategy is handed: the engine, the PRM, the verifier, the budget and the stats.
+
+Strategies never call the engine or the PRM directly: `search.expand` does it through the
+context so that token budgeting, prefix-reuse accounting and PRM serialisation are done once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.protocol import Engine
+from engine.worker import COMPUTE_LOCK
+from rewards.prm import ProcessRewardModel
+from search.budget import Budget
+from search.tree import Node
+
+Verifier = Callable[[str], bool]
+CommitCallback = Callable[[str, float | None], None]
+
+
+@dataclass
+class SearchStats:
+    """Counters for one search (prompt tokens are counted once per prefilled prefix)."""
+
+    num_nodes_expanded: int = 0
+    num_tokens_generated: int = 0
+    num_prompt_tokens_computed: int = 0
+    num_prompt_tokens_reused: int = 0
+    num_engine_calls: int = 0
+    num_prm_calls: int = 0
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PrmScorer:
+    """Runs a synchronous PRM off the event loop, holding the engines' compute lock.
+
+    The lock keeps a PRM forward pass and an engine forward pass from running at once: each
+    would start torch's full thread pool on the same cores.
+    """
+
+    def __init__(self, prm: ProcessRewardModel, lock: threading.Lock = COMPUTE_LOCK) -> None:
+        self.prm = prm
+        self.lock = lock
+
+    async def score(self, prompt: str, paths: Sequence[list[str]]) -> list[list[float]]:
+        items = [(prompt, list(steps)) for steps in paths]
+        return await asyncio.to_thread(self._score_locked, items)
+
+    def _score_locked(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
+        with self.lock:
+            return self.prm.score_batch(items)
+
+
+@dataclass
+class SearchContext:
+    """One search's collaborators. `prompt_text` is what the PRM sees as the problem statement
+    (for Countdown: the user message). `budget` and `stats` are reset by `run_search`."""
+
+    engine: Engine
+    prompt_text: str
+    prm: PrmScorer | None = None
+    verifier: Verifier | None = None
+    on_commit: CommitCallback | None = None
+    budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
+    stats: SearchStats = field(default_factory=SearchStats)
+    num_committed: int = 0
+
+    def commit(self, path: list[Node]) -> None:
+        """Stream the steps of `path` past those already committed (the best path's sure prefix)."""
+        if self.on_commit is None:
+            self.num_committed = max(self.num_committed, len(path))
+            return
+        for node in path[self.num_committed :]:
+            if node.text.strip():
+                self.on_commit(node.text, node.prm_score)
+        self.num_committed = max(self.num_committed, len(path))

@@ -1,0 +1,1 @@
+"""One module per search strategy, each exposing `async def run(ctx, prompt_ids, config)`."""

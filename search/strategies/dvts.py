@@ -1,0 +1,44 @@
+"""Diverse verifier tree search (search-and-learn's `dvts`).
+
+The root is expanded into `beam_width` different first steps; each starts an independent
+subtree that is then searched greedily by the PRM (expand `expansions` ways, keep the best
+child). All subtrees advance in the same batched call, so each gets an equal share of the
+token budget, and diversity survives because no subtree can crowd out another.
+"""
+
+from __future__ import annotations
+
+from search.config import SearchConfig
+from search.context import SearchContext
+from search.expand import expand, path_value, score
+from search.result import SearchResult, best_node, build_result
+from search.tree import Node, SearchTree
+
+
+async def advance(
+    ctx: SearchContext, tree: SearchTree, heads: list[Node], config: SearchConfig
+) -> list[Node]:
+    """One greedy PRM step in every live subtree; finished heads stay as they are."""
+    live = [h for h in heads if not h.is_terminal]
+    groups = await expand(ctx, tree, live, config.expansions, config)
+    if not groups:
+        return heads
+    await score(ctx, [child for group in groups for child in group], config)
+    best = {
+        id(head): max(group, key=lambda n: path_value(n, config))
+        for head, group in zip(live, groups, strict=True)
+    }
+    return [best.get(id(h), h) for h in heads]
+
+
+async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
+    tree = SearchTree(prompt_ids)
+    first = await expand(ctx, tree, [tree.root], config.beam_width, config)
+    heads = first[0] if first else []
+    await score(ctx, heads, config)
+    while any(not h.is_terminal for h in heads) and not ctx.budget.is_exhausted():
+        advanced = await advance(ctx, tree, heads, config)
+        if advanced == heads:
+            break
+        heads = advanced
+    return build_result(ctx, tree, best_node(heads, config), config)

@@ -1,0 +1,34 @@
+"""Greedy decoding, one step at a time: the baseline every search must beat at equal tokens."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from search.config import SearchConfig
+from search.context import SearchContext
+from search.expand import expand, score
+from search.result import SearchResult, build_result
+from search.tree import Node, SearchTree
+
+
+async def extend_greedily(
+    ctx: SearchContext, tree: SearchTree, node: Node, config: SearchConfig, is_committing: bool = False
+) -> Node:
+    """Argmax steps below `node` until a path ends or the budget does; returns the last step."""
+    greedy = replace(config, temperature=0.0)
+    while not node.is_terminal:
+        children = await expand(ctx, tree, [node], 1, greedy)
+        if not children:
+            break
+        node = children[0][0]
+        if is_committing:
+            ctx.commit(node.path())
+    return node
+
+
+async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
+    """Each step is committed (streamed) as soon as it exists: greedy never changes its mind."""
+    tree = SearchTree(prompt_ids)
+    node = await extend_greedily(ctx, tree, tree.root, config, is_committing=True)
+    await score(ctx, [node] if node is not tree.root else [], config)
+    return build_result(ctx, tree, node, config)

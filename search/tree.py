@@ -1,0 +1,120 @@
+"""The search tree: one node per reasoning step, so siblings share their parent's KV prefix.
+
+A node's prefix is the prompt followed by the token ids of every step on its path, exactly as
+the engine generated them (never re-tokenized text), which is what makes prefix reuse exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(eq=False)
+class Node:
+    """One step. The root has no tokens; `prm_score` is the PRM's score of this step given its path."""
+
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    logprob: float = 0.0  # cumulative log-probability of this step's tokens under the policy
+    prm_score: float | None = None
+    prior: float = 1.0  # the policy's probability of this step among its siblings (MCTS prior)
+    visits: int = 0
+    value_sum: float = 0.0
+    children: list[Node] = field(default_factory=list)
+    parent: Node | None = field(default=None, repr=False)
+    is_terminal: bool = False
+    is_verified: bool = False
+    finish_reason: str | None = None
+
+    def add_child(self, child: Node) -> Node:
+        child.parent = self
+        self.children.append(child)
+        return child
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.parent is None else self.parent.depth + 1
+
+    @property
+    def value(self) -> float:
+        """Mean backed-up value; 0 for an unvisited node."""
+        return self.value_sum / self.visits if self.visits else 0.0
+
+    def path(self) -> list[Node]:
+        """The steps from the root's first child down to this node (the root is excluded)."""
+        nodes: list[Node] = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            nodes.append(node)
+            node = node.parent
+        return nodes[::-1]
+
+    def prefix_ids(self, prompt_ids: list[int]) -> list[int]:
+        """What the engine continues to expand this node: prompt + every step's token ids."""
+        ids = list(prompt_ids)
+        for node in self.path():
+            ids.extend(node.token_ids)
+        return ids
+
+    def step_texts(self) -> list[str]:
+        """Non-empty step texts of the path (an EOS-only final step has no text)."""
+        return [n.text for n in self.path() if n.text.strip()]
+
+    def path_scores(self) -> list[float]:
+        """PRM scores of the scored, non-empty steps on the path."""
+        return [n.prm_score for n in self.path() if n.prm_score is not None and n.text.strip()]
+
+    def reply_text(self) -> str:
+        return "\n".join(self.step_texts())
+
+    def walk(self) -> Iterator[Node]:
+        """Every node of the subtree, this one first (iterative: deep trees must not recurse)."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready trace of the subtree (token ids left out: the text says the same)."""
+        return {
+            "text": self.text,
+            "num_tokens": len(self.token_ids),
+            "logprob": round(self.logprob, 4),
+            "prm_score": None if self.prm_score is None else round(self.prm_score, 4),
+            "prior": round(self.prior, 4),
+            "visits": self.visits,
+            "value": round(self.value, 4),
+            "is_terminal": self.is_terminal,
+            "is_verified": self.is_verified,
+            "finish_reason": self.finish_reason,
+            "children": [child.to_dict() for child in self.children],
+        }
+
+
+@dataclass(eq=False)
+class SearchTree:
+    """The prompt and the root of every step generated for it."""
+
+    prompt_ids: list[int]
+    root: Node = field(default_factory=Node)
+
+    def num_tokens(self) -> int:
+        """Tokens held by all nodes: equals the tokens generated, since every step is kept."""
+        return sum(len(node.token_ids) for node in self.root.walk())
+
+    def num_nodes(self) -> int:
+        return sum(1 for _ in self.root.walk()) - 1
+
+    def terminal_leaves(self) -> list[Node]:
+        return [n for n in self.root.walk() if n.is_terminal]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_prompt_tokens": len(self.prompt_ids),
+            "num_nodes": self.num_nodes(),
+            "num_tokens": self.num_tokens(),
+            "root": self.root.to_dict(),
+        }

@@ -1,0 +1,97 @@
+"""Pure policy checks: config validation, limits, presets, request resolution, budget arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.api import resolve_search
+from search.budget import Budget
+from search.config import REASONING_EFFORT_PRESETS, SearchConfig, SearchLimits
+from search.registry import STRATEGIES, get_strategy
+from search.tree import Node, SearchTree
+
+LIMITS = SearchLimits()
+
+
+def test_unknown_strategy_lists_the_valid_names():
+    with pytest.raises(ValueError, match="strategy") as err:
+        get_strategy("astar")
+    for name in STRATEGIES:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("search", "param"),
+    [
+        ({"strategy": "astar"}, "strategy"),
+        ({"budget_tokens": 0}, "budget_tokens"),
+        ({"budget_tokens": LIMITS.budget_tokens + 1}, "budget_tokens"),
+        ({"n": -1}, "n"),
+        ({"n": LIMITS.n + 1}, "n"),
+        ({"beam_width": LIMITS.beam_width + 1}, "beam_width"),
+        ({"expansions": 0}, "expansions"),
+        ({"simulations": LIMITS.simulations + 1}, "simulations"),
+        ({"max_seconds": 0}, "max_seconds"),
+        ({"max_seconds": LIMITS.max_seconds + 1}, "max_seconds"),
+        ({"temperature": 3.0}, "temperature"),
+        ({"aggregate": "median"}, "aggregate"),
+        ({"max_step_tokens": LIMITS.max_step_tokens + 1}, "max_step_tokens"),
+        ({"beam_size": 4}, "beam_size"),
+        ({"n": "many"}, "n"),
+    ],
+)
+def test_bad_knob_raises_value_error_naming_it(search, param):
+    with pytest.raises(ValueError, match=rf"search\.{param}\b"):
+        resolve_search(search, None, LIMITS)
+
+
+@pytest.mark.parametrize("effort", sorted(REASONING_EFFORT_PRESETS))
+def test_reasoning_effort_presets_resolve_within_default_limits(effort):
+    config = resolve_search(None, effort, LIMITS)
+    assert config == REASONING_EFFORT_PRESETS[effort]
+    assert config.strategy in STRATEGIES
+
+
+def test_bad_reasoning_effort_is_named():
+    with pytest.raises(ValueError, match="reasoning_effort"):
+        resolve_search(None, "extreme", LIMITS)
+
+
+def test_no_search_means_plain_generation_and_overrides_apply():
+    assert resolve_search(None, None, LIMITS) is None
+    config = resolve_search({"strategy": "mcts", "simulations": 5}, "low", LIMITS)
+    assert config is not None
+    assert (config.strategy, config.simulations) == ("mcts", 5)
+    assert config.budget_tokens == REASONING_EFFORT_PRESETS["low"].budget_tokens
+
+
+@pytest.mark.parametrize(
+    ("budget", "used", "num_sequences", "wanted", "cap"),
+    [(100, 0, 4, 48, 25), (100, 90, 4, 48, 2), (100, 97, 4, 48, 0), (100, 0, 1, 48, 48), (7, 0, 8, 48, 0)],
+)
+def test_token_cap_keeps_the_worst_case_inside_the_budget(budget, used, num_sequences, wanted, cap):
+    b = Budget(max_tokens=budget, max_seconds=10.0, tokens_used=used)
+    assert b.cap_new_tokens(num_sequences, wanted) == cap
+    assert used + num_sequences * cap <= budget
+
+
+def test_budget_stops_on_a_verified_answer_only_when_asked():
+    assert not Budget(10, 10.0, stop_on_verified=False, has_verified_answer=True).is_exhausted()
+    assert Budget(10, 10.0, stop_on_verified=True, has_verified_answer=True).is_exhausted()
+    assert Budget(10, 10.0, tokens_used=10).is_exhausted()
+
+
+def test_tree_prefix_ids_and_trace():
+    tree = SearchTree([1, 2])
+    a = tree.root.add_child(Node(token_ids=[3, 4], text="a", prm_score=0.5))
+    b = a.add_child(Node(token_ids=[5], text="b", prm_score=0.25, is_terminal=True))
+    assert b.prefix_ids(tree.prompt_ids) == [1, 2, 3, 4, 5]
+    assert b.reply_text() == "a\nb" and b.path_scores() == [0.5, 0.25]
+    trace = tree.to_dict()
+    assert (trace["num_nodes"], trace["num_tokens"]) == (2, 3)
+    assert trace["root"]["children"][0]["children"][0]["text"] == "b"
+
+
+def test_config_rejects_bad_values_directly():
+    with pytest.raises(ValueError, match="beam_width"):
+        SearchConfig(beam_width=0)

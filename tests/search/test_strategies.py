@@ -1,0 +1,162 @@
+"""Every strategy on the real bundled Countdown policy + PRM: replies, exact budgets, KV reuse,
+token accounting and a clean engine afterwards. Budgets are small: the machine is shared."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from rewards.countdown.steps import ANSWER_PREFIX, parse_step, split_reply
+from rewards.countdown.verifier import verify_reply
+from search.config import SearchConfig
+from search.expand import path_value
+from search.registry import STRATEGIES
+from search.runner import run_search
+
+SMALL = {"n": 3, "beam_width": 2, "expansions": 2, "simulations": 10, "max_step_tokens": 24, "seed": 7}
+IDLE_WAIT_S = 5.0
+PARSE_BUDGET = 600
+
+
+def config(strategy: str, budget: int = 400, **overrides: object) -> SearchConfig:
+    return SearchConfig(strategy=strategy, budget_tokens=budget, max_seconds=120.0, **{**SMALL, **overrides})
+
+
+def assert_engine_idle(runner) -> None:
+    deadline = time.monotonic() + IDLE_WAIT_S
+    stats = runner.engine.cache_stats()
+    while (stats.locked_nodes or stats.running_sequences) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        stats = runner.engine.cache_stats()
+    assert (stats.locked_nodes, stats.running_sequences) == (0, 0)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_strategy_replies_parse_and_account_for_every_token(runner, problems, strategy):
+    problem = problems[0]
+    before = runner.engine.cache_stats().generated_tokens
+    cfg = config(strategy, PARSE_BUDGET)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    parts = split_reply(result.text)
+    assert parts.answer_line is not None and parts.answer_line.startswith(ANSWER_PREFIX), result.text
+    for line in parts.step_lines:
+        parse_step(line)
+    assert result.steps == result.text.split("\n")
+    assert len(result.step_scores) == len(result.steps)
+    assert result.tree.num_tokens() == result.stats.num_tokens_generated
+    assert runner.engine.cache_stats().generated_tokens - before == result.stats.num_tokens_generated
+    assert result.stats.num_tokens_generated <= PARSE_BUDGET
+    assert_engine_idle(runner)
+
+
+@pytest.mark.parametrize("budget", [1, 23, 97])
+@pytest.mark.parametrize("strategy", ["best_of_n", "beam", "mcts", "revise"])
+def test_budget_is_respected_to_the_token(runner, problems, strategy, budget):
+    problem = problems[1]
+    before = runner.engine.cache_stats().generated_tokens
+    cfg = config(strategy, budget, n=4, expansions=3)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    engine_tokens = runner.engine.cache_stats().generated_tokens - before
+    assert engine_tokens == result.stats.num_tokens_generated == result.tree.num_tokens()
+    assert engine_tokens <= budget
+    assert_engine_idle(runner)
+
+
+@pytest.mark.parametrize("strategy", ["beam", "mcts", "dvts"])
+def test_steps_reuse_their_parents_kv(runner, problems, strategy):
+    problem = problems[2]
+    prompt_ids = runner.prompt_ids(problem)
+    result = runner.run(run_search(runner.context(problem), prompt_ids, config(strategy)))
+    stats = result.stats
+    assert stats.num_engine_calls >= 2
+    assert stats.num_prompt_tokens_reused > stats.num_prompt_tokens_computed
+    assert stats.num_prompt_tokens_computed <= len(prompt_ids) + 2 * stats.num_nodes_expanded
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "dvts"])
+def test_committed_steps_are_the_reply(runner, problems, strategy):
+    problem = problems[0]
+    committed: list[str] = []
+    ctx = runner.context(problem, on_commit=lambda text, score: committed.append(text))
+    result = runner.run(run_search(ctx, runner.prompt_ids(problem), config(strategy)))
+    assert committed == result.steps
+
+
+@pytest.mark.parametrize("use_verifier", [True, False])
+def test_verifier_marks_and_prefers_verified_answers(runner, problems, use_verifier):
+    problem = problems[0]
+    cfg = config("beam", 600, beam_width=3, verifier=use_verifier)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    leaves = result.tree.terminal_leaves()
+    verified = [leaf for leaf in leaves if leaf.is_verified]
+    assert all(verify_reply(problem, leaf.reply_text()) for leaf in verified)
+    if not use_verifier:
+        assert not verified and not result.is_verified
+    else:
+        assert verified == [leaf for leaf in leaves if verify_reply(problem, leaf.reply_text())]
+        assert result.is_verified == bool(verified)
+        assert not result.is_verified or verify_reply(problem, result.text)
+
+
+@pytest.mark.parametrize("strategy", ["beam", "mcts"])
+def test_cancelled_search_leaves_the_engine_idle(runner, problems, strategy):
+    problem = problems[1]
+
+    async def start_then_cancel() -> None:
+        task = asyncio.create_task(
+            run_search(runner.context(problem), runner.prompt_ids(problem), config(strategy, 2000))
+        )
+        while runner.engine.cache_stats().running_sequences == 0 and not task.done():
+            await asyncio.sleep(0.01)
+        assert not task.done(), "the search finished before it could be cancelled"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    runner.run(start_then_cancel())
+    assert_engine_idle(runner)
+
+
+@pytest.mark.parametrize("strategy", ["beam", "mcts", "best_of_n"])
+def test_deadline_cuts_the_search_short(runner, problems, strategy):
+    problem = problems[2]
+    cfg = replace(config(strategy, 4000), max_seconds=0.05, simulations=100)
+    began = time.monotonic()
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert time.monotonic() - began < 5.0
+    assert result.stats.num_tokens_generated < 4000
+    assert result.tree.num_tokens() == result.stats.num_tokens_generated
+    assert_engine_idle(runner)
+
+
+def test_trace_is_json_and_matches_the_tree(runner, problems):
+    problem = problems[0]
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), config("beam")))
+    trace = json.loads(json.dumps(result.trace()))
+    assert trace["tree"]["num_tokens"] == result.stats.num_tokens_generated
+    assert trace["tree"]["num_nodes"] == result.tree.num_nodes() > len(result.steps)
+    assert trace["steps"] == result.steps and trace["strategy"] == "beam"
+
+
+@pytest.mark.parametrize("strategy", ["best_of_n", "beam", "mcts"])
+def test_prm_scores_every_step_and_ranks_the_reply(prm_runner, problems, strategy):
+    problem = problems[0]
+    cfg = config(strategy)
+    result = prm_runner.run(run_search(prm_runner.context(problem), prm_runner.prompt_ids(problem), cfg))
+    assert result.stats.num_prm_calls >= 1
+    assert len(result.step_scores) == len(result.steps) and all(0 <= s <= 1 for s in result.step_scores)
+    if strategy == "best_of_n":
+        finished = [leaf for leaf in result.tree.terminal_leaves() if leaf.path_scores()]
+        assert result.score == max(path_value(leaf, cfg) for leaf in finished)
+
+
+def test_without_prm_steps_are_scored_by_policy_probability(runner, problems):
+    problem = problems[0]
+    cfg = config("beam", prm=False)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert result.stats.num_prm_calls == 0
+    assert all(0 < s <= 1 for s in result.step_scores) and result.step_scores
