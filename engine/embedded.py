@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.models import resolve_model_dir
+from engine.models import resolve_model_dir, sampling_defaults
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -57,7 +57,12 @@ class EmbeddedEngine:
         model, tokenizer = await asyncio.to_thread(self._load)
         self._tokenizer = tokenizer
         max_context = int(getattr(model.config, "max_position_embeddings", 2048))
-        self._card = ModelCard(model_id=self.model_id, max_context=max_context)
+        folder = self._model_dir or resolve_model_dir(self.model_id)
+        self._card = ModelCard(
+            model_id=self.model_id,
+            max_context=max_context,
+            sampling_defaults=sampling_defaults(self.model_id, folder),
+        )
         cache = None
         if self.options.enable_prefix_cache:
             cache = RadixCache(self.options.cache_capacity_mb * 2**20)

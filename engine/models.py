@@ -8,6 +8,7 @@ HF folder under the cache directory (outside git) so later loads take a fraction
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -22,18 +23,25 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ModelKind = Literal["generate", "reward"]
 
 
+SAMPLING_KEYS = ("temperature", "top_p", "top_k")
+# SmolLM2-Instruct's model card samples with temperature 0.2, top_p 0.9; at OpenAI's default of
+# 1.0 the 135M model rambles.
+SMOLLM2_SAMPLING = (("temperature", 0.2), ("top_p", 0.9))
+
+
 @dataclass(frozen=True)
 class BundledModel:
     model_id: str
     kind: ModelKind
     source: Literal["repo", "gguf_package"]
     path: str  # repo-relative folder, or the GGUF file name inside the package
+    sampling: tuple[tuple[str, float], ...] = ()
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
     m.model_id: m
     for m in (
-        BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF),
+        BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING),
         BundledModel("countdown", "generate", "repo", "models/countdown"),
         BundledModel("countdown-prm", "reward", "repo", "models/countdown-prm"),
     )
@@ -61,6 +69,19 @@ def resolve_model_dir(model_id: str) -> Path:
             raise FileNotFoundError(f"model {model_id!r} has no weights at {folder}")
         return folder
     return _converted_gguf_dir(model)
+
+
+def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
+    """Sampling defaults from the folder's generation_config.json, then the bundled table."""
+    defaults: dict[str, float] = {}
+    config_file = folder / "generation_config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text())
+        if config.get("do_sample"):
+            defaults = {k: float(config[k]) for k in SAMPLING_KEYS if config.get(k) is not None}
+    if model_id in BUNDLED_MODELS:
+        defaults.update(BUNDLED_MODELS[model_id].sampling)
+    return defaults
 
 
 def _lookup(model_id: str) -> BundledModel:

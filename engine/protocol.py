@@ -122,6 +122,9 @@ class ModelCard:
     max_context: int
     kind: Literal["generate", "reward"] = "generate"
     extra: dict[str, str] = field(default_factory=dict)
+    # What the model's authors recommend (temperature, top_p, top_k) for fields a request leaves
+    # unset, as vLLM does with generation_config.json.
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -5,6 +5,8 @@ These run before the engine is asked to do anything, so a rejected request leave
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from engine.protocol import SamplingParams
 from server.errors import invalid_request, unsupported_parameter
 from server.protocol import SamplingRequest, first_unsupported_param
@@ -64,14 +66,22 @@ def resolve_max_tokens(
 
 
 def to_sampling_params(
-    request: SamplingRequest, max_new_tokens: int, num_top_logprobs: int | None
+    request: SamplingRequest,
+    max_new_tokens: int,
+    num_top_logprobs: int | None,
+    model_defaults: Mapping[str, float] | None = None,
 ) -> SamplingParams:
-    """`num_top_logprobs=None` asks for no logprobs; 0 asks for the sampled token's only."""
+    """`num_top_logprobs=None` asks for no logprobs; 0 asks for the sampled token's only.
+
+    A field the request leaves unset takes the model's recommended value, then OpenAI's default.
+    """
+    defaults = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P, "top_k": 0.0}
+    defaults.update(model_defaults or {})
     return SamplingParams(
         max_new_tokens=max_new_tokens,
-        temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
-        top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
-        top_k=request.top_k or 0,
+        temperature=defaults["temperature"] if request.temperature is None else request.temperature,
+        top_p=defaults["top_p"] if request.top_p is None else request.top_p,
+        top_k=int(defaults["top_k"]) if request.top_k is None else request.top_k,
         n=request.num_choices,
         stop=tuple(request.stop),
         seed=request.seed,

@@ -60,7 +60,7 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> Generati
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
     )
-    params = to_sampling_params(request, max_new_tokens, num_top)
+    params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults)
     return GenerationJob(request.model, engine, list(prompt_ids), params, settings.request_timeout_s)
 
 

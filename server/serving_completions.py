@@ -40,7 +40,7 @@ def prepare_completion(request: CompletionRequest, state: ServerState) -> Genera
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"
     )
-    params = to_sampling_params(request, max_new_tokens, request.logprobs)
+    params = to_sampling_params(request, max_new_tokens, request.logprobs, engine.card.sampling_defaults)
     return GenerationJob(request.model, engine, prompt_ids, params, settings.request_timeout_s)
 
 

@@ -143,3 +143,7 @@ def test_every_kind_of_request_leaves_no_locks_behind(runner):
         runner.run(runner.engine.generate([p, p], params))
         stats = runner.engine.cache_stats()
         assert stats.locked_nodes == 0 and stats.running_sequences == 0, params
+
+
+def test_card_carries_the_models_recommended_sampling(runner):
+    assert runner.engine.card.sampling_defaults == {"temperature": 0.2, "top_p": 0.9}

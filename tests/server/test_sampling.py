@@ -104,3 +104,17 @@ def test_to_sampling_params_openai_defaults() -> None:
     )
     assert (params.temperature, params.top_p, params.top_k, params.n) == (1.0, 1.0, 0, 1)
     assert (params.stop, params.seed, params.logprobs, params.top_logprobs) == ((), None, False, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, (0.2, 0.9, 40)),  # unset fields take the model's recommended values
+        ({"temperature": 0.0}, (0.0, 0.9, 40)),  # an explicit value, even 0, wins
+        ({"temperature": 1.0, "top_p": 1.0, "top_k": 0}, (1.0, 1.0, 0)),
+    ],
+)
+def test_model_sampling_defaults_fill_only_unset_fields(body: dict[str, float], expected: tuple) -> None:
+    model_defaults = {"temperature": 0.2, "top_p": 0.9, "top_k": 40.0}
+    params = to_sampling_params(chat(**body), 8, None, model_defaults)
+    assert (params.temperature, params.top_p, params.top_k) == expected
