@@ -5,6 +5,7 @@ A crash mid-write leaves the previous checkpoint or model intact, never a torn f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,3 +53,9 @@ def save_model_folder(
         os.replace(out, old)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def weights_digest(folder: Path) -> str:
+    """Short sha256 of a model folder's safetensors: names caches derived from those weights."""
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    return digest[:12]

@@ -14,8 +14,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer.tokenizer import REPLY_SEPARATOR
 
-MAX_REPLY_TOKENS = 112
-"""A correct reply is about 68 tokens; this leaves room and bounds runaway samples."""
+MAX_REPLY_TOKENS = 96
+"""Solver replies are at most 87 tokens with eos; the cap bounds runaway samples, which stall a batch."""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class PolicyRun:
     data_seed: int = POLICY_DATA_SEED
     seed: int = 0
     resume: bool = False
+    init_from: Path | None = None
     shape: ModelShape = field(default_factory=ModelShape)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -99,7 +100,10 @@ def train_policy(run: PolicyRun) -> list[float]:
     examples = load_or_build(cache, tokenizer, run.data_seed, run.num_problems)
     schedule = length_grouped_batches(examples.lengths(), run.batch_size, run.optim.steps, run.seed)
     torch.manual_seed(run.seed)
-    model = LlamaForCausalLM(policy_config(tokenizer, run.shape))
+    if run.init_from is None:
+        model = LlamaForCausalLM(policy_config(tokenizer, run.shape))
+    else:
+        model = LlamaForCausalLM.from_pretrained(run.init_from, use_safetensors=True)
     pad_id = int(tokenizer.pad_token_id)
     losses = train(
         model,
@@ -119,6 +123,8 @@ def train_policy(run: PolicyRun) -> list[float]:
         "num_examples": len(examples),
         "data_seed": run.data_seed,
         "seed": run.seed,
+        "lr": run.optim.lr,
+        "init_from": None if run.init_from is None else str(run.init_from),
         "final_loss_last100": sum(losses[-100:]) / max(1, len(losses[-100:])),
     }
     save_model_folder(model, tokenizer, run.out, extra_json={"training.json": summary})
@@ -134,12 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=OptimConfig.steps)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/policy"))
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init-from", type=Path, help="continue from a model folder (second stage)")
+    parser.add_argument("--seed", type=int, default=0, help="model init and batch order")
+    parser.add_argument("--lr", type=float, default=OptimConfig.lr)
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     began = time.monotonic()
     run = PolicyRun(
-        out=args.out, runs_dir=args.runs_dir, resume=args.resume, optim=OptimConfig(steps=args.steps)
+        out=args.out,
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        init_from=args.init_from,
+        seed=args.seed,
+        optim=OptimConfig(steps=args.steps, lr=args.lr),
     )
     losses = train_policy(run)
     print(f"saved {args.out} final loss {losses[-1]:.4f} in {time.monotonic() - began:.0f}s", flush=True)

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from rewards.prm_encoding import StepMarkers, encode_steps
-from trainer.checkpoint import save_model_folder
+from trainer.checkpoint import save_model_folder, weights_digest
 from trainer.loop import Batch, OptimConfig, train
 from trainer.prm_data import LabelledReply, PrmDataConfig, load_or_label
 from trainer.schedule import length_grouped_batches
@@ -33,8 +33,8 @@ from trainer.tokenizer import REPLY_SEPARATOR, STEP_END
 NUM_THREADS = 2
 ID2LABEL = {0: "error", 1: "correct"}
 FINAL_STEP_PREFIX = "answer:"
-PRM_OPTIM = OptimConfig(steps=240, lr=5e-4, warmup=24, checkpoint_every=40)
-"""Fine-tuning from the policy: lower peak lr, about 10 epochs of the default labelled set."""
+PRM_OPTIM = OptimConfig(steps=160, lr=5e-4, warmup=16, checkpoint_every=40)
+"""Fine-tuning from the policy: lower peak lr, about 7 epochs of the default labelled set."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def train_prm(run: PrmRun) -> list[float]:
     """Label (or reuse cached labels), train, and save the PRM folder; returns per-step losses."""
     tokenizer = AutoTokenizer.from_pretrained(run.policy)
     policy = LlamaForCausalLM.from_pretrained(run.policy, use_safetensors=True).eval()
-    records = load_or_label(policy, tokenizer, run.runs_dir, run.data)
+    records = load_or_label(policy, tokenizer, run.runs_dir, run.data, weights_digest(run.policy))
     del policy
     markers = step_markers(tokenizer)
     encoded = encode_records(tokenizer, markers, records)

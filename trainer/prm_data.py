@@ -23,6 +23,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedModel, PreTr
 from rewards.countdown.problems import Problem, format_prompt
 from rewards.countdown.steps import split_reply
 from rewards.countdown.verifier import verify_reply
+from trainer.checkpoint import weights_digest
 from trainer.generation import Sampling, continue_texts, reply_prefix
 from trainer.policy_data import training_problems
 
@@ -37,14 +38,15 @@ MAX_ROLLOUT_TOKENS = 80
 class PrmDataConfig:
     """Size and seeds of the labelled set (the cache folder name encodes them)."""
 
-    num_problems: int = 1024
+    num_problems: int = 768
     rollouts: int = 4
     prefixes_per_call: int = 16
     chunk_problems: int = 32
     seed: int = PRM_DATA_SEED
 
-    def folder_name(self) -> str:
-        return f"labels-seed{self.seed}-n{self.num_problems}-k{self.rollouts}"
+    def folder_name(self, policy_digest: str) -> str:
+        """Cache folder: the labels depend on the policy weights as much as on the sizes."""
+        return f"labels-{policy_digest}-seed{self.seed}-n{self.num_problems}-k{self.rollouts}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def load_or_label(
     tokenizer: PreTrainedTokenizerBase,
     runs_dir: Path,
     config: PrmDataConfig,
+    policy_digest: str,
     shard: int = 0,
     num_shards: int = 1,
 ) -> list[LabelledReply]:
@@ -130,7 +133,7 @@ def load_or_label(
     Chunks are seeded by their index, so shards run in separate processes (single-threaded
     each, which wins on a busy machine) produce exactly what one process would.
     """
-    folder = runs_dir / config.folder_name()
+    folder = runs_dir / config.folder_name(policy_digest)
     folder.mkdir(parents=True, exist_ok=True)
     problems = training_problems(config.seed, config.num_problems)
     records: list[LabelledReply] = []
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.policy)
     policy = LlamaForCausalLM.from_pretrained(args.policy, use_safetensors=True).eval()
     config = PrmDataConfig(num_problems=args.num_problems, rollouts=args.rollouts)
-    records = load_or_label(policy, tokenizer, args.runs_dir, config, args.shard, args.num_shards)
+    digest = weights_digest(args.policy)
+    records = load_or_label(policy, tokenizer, args.runs_dir, config, digest, args.shard, args.num_shards)
     print(f"shard {args.shard}/{args.num_shards}: {len(records)} labelled replies", flush=True)
 
 

@@ -12,6 +12,7 @@ from transformers import LlamaForCausalLM
 from rewards.countdown.problems import generate_problems
 from rewards.prm import load_prm
 from rewards.prm_encoding import PRM_METADATA_FILE
+from trainer.checkpoint import weights_digest
 from trainer.loop import OptimConfig
 from trainer.policy import ModelShape, policy_config
 from trainer.prm import PrmRun, collate, encode_records, soft_label_loss, step_markers, train_prm
@@ -78,13 +79,13 @@ def test_train_prm_end_to_end(tiny_policy: Path, tmp_path: Path) -> None:
     )
     losses = train_prm(run)
     assert len(losses) == 2
-    assert len(list((tmp_path / "runs" / DATA.folder_name()).glob("chunk-*.json"))) == 2
+    folder = tmp_path / "runs" / DATA.folder_name(weights_digest(tiny_policy))
+    assert len(list(folder.glob("chunk-*.json"))) == 2
     config = json.loads((tmp_path / "prm" / "config.json").read_text())
     assert config["id2label"] == {"0": "error", "1": "correct"}
     assert json.loads((tmp_path / "prm" / PRM_METADATA_FILE).read_text())["final_end_token_id"] == 2
     scores = load_prm(tmp_path / "prm").score_steps("countdown target=3 numbers=1,2,1,1", ["2+1=3 (1,1,3)"])
     assert len(scores) == 1
-    cached = load_or_label(
-        LlamaForCausalLM.from_pretrained(tiny_policy), build_tokenizer(), tmp_path / "runs", DATA
-    )
+    policy = LlamaForCausalLM.from_pretrained(tiny_policy)
+    cached = load_or_label(policy, build_tokenizer(), tmp_path / "runs", DATA, weights_digest(tiny_policy))
     assert len(cached) == DATA.num_problems
