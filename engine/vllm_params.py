@@ -38,8 +38,9 @@ def to_vllm_params(params: SamplingParams, is_streaming: bool) -> Any:
     )
 
 
-def finish_reason(vllm_reason: str | None, stop_reason: object) -> FinishReason | None:
-    """vLLM says "stop" for both EOS and a stop string, "length" at max_tokens, "abort" when aborted."""
+def finish_reason(vllm_reason: str | None) -> FinishReason | None:
+    """vLLM says "stop" for EOS and for a stop string, "length" at max_tokens or at the end of the
+    context, "abort" when aborted; None while the sample is still running."""
     if vllm_reason is None:
         return None
     if vllm_reason in ("stop", "length", "abort"):

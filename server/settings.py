@@ -15,6 +15,16 @@ from engine.options import EngineOptions
 from engine.registry import ENGINE_BACKENDS
 
 
+def default_engine() -> str:
+    """vLLM where a CUDA GPU is present (its strength), the embedded engine on the CPU.
+
+    A pure function of the device so the choice is testable; `--engine` / PONDER_ENGINE override it.
+    """
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "embedded"
+
+
 class ServerSettings(BaseSettings):
     """What one `python -m server` process serves and how much it accepts per request."""
 
@@ -25,7 +35,10 @@ class ServerSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="when set, every /v1 route needs 'Authorization: Bearer <key>'"
     )
-    engine: str = Field("embedded", description=f"engine backend: {sorted(ENGINE_BACKENDS)}")
+    engine: str = Field(
+        default_factory=default_engine,
+        description=f"engine backend: {sorted(ENGINE_BACKENDS)}; default vllm with CUDA, else embedded",
+    )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated model ids; empty serves every bundled model whose weights exist",
