@@ -102,12 +102,21 @@ def collate(records: list[EncodedRecord], pad_id: int) -> Batch:
     }
 
 
-def soft_label_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Cross-entropy against (1 - p, p) at step ends only."""
+def soft_label_loss(model: torch.nn.Module, batch: Batch, positive_rate: float = 0.5) -> torch.Tensor:
+    """Cross-entropy against (1 - p, p) at step ends only, each class weighted inversely to its
+    share of the label mass (`positive_rate`), so a rare class is not drowned out. With
+    0.5 both weights are 1: the plain soft cross-entropy."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, 2)
     log_probs = logits.log_softmax(-1)[batch["is_step_end"]]  # (S, 2)
     p = batch["targets"][batch["is_step_end"]]  # (S,)
-    return -(p * log_probs[:, 1] + (1 - p) * log_probs[:, 0]).mean()
+    w_pos, w_neg = 0.5 / positive_rate, 0.5 / (1 - positive_rate)
+    return -(w_pos * p * log_probs[:, 1] + w_neg * (1 - p) * log_probs[:, 0]).mean()
+
+
+def positive_rate(records: list[LabelledReply]) -> float:
+    """Mean label over all steps, clipped away from 0 and 1 so the class weights stay finite."""
+    labels = [label for r in records for label in r.labels]
+    return min(max(sum(labels) / max(1, len(labels)), 0.01), 0.99)
 
 
 def init_from_policy(policy: Path, seed: int) -> LlamaForTokenClassification:
@@ -130,6 +139,7 @@ def train_prm(run: PrmRun) -> list[float]:
     del policy
     markers = step_markers(tokenizer)
     encoded = encode_records(tokenizer, markers, records)
+    rate = positive_rate(records)
     lengths = np.array([len(r.ids) for r in encoded])
     schedule = length_grouped_batches(lengths, run.batch_size, run.optim.steps, run.seed)
     model = init_from_policy(run.policy, run.seed)
@@ -138,7 +148,7 @@ def train_prm(run: PrmRun) -> list[float]:
         model,
         run.optim,
         batch_at=lambda step: collate([encoded[int(i)] for i in schedule[step]], pad_id),
-        loss_of=soft_label_loss,
+        loss_of=lambda model, batch: soft_label_loss(model, batch, rate),
         checkpoint=run.runs_dir / "checkpoint.pt",
         resume=run.resume,
     )
@@ -146,6 +156,7 @@ def train_prm(run: PrmRun) -> list[float]:
         "steps": run.optim.steps,
         "num_records": len(encoded),
         **asdict(run.data),
+        "positive_rate": rate,
         "final_loss_last50": sum(losses[-50:]) / max(1, len(losses[-50:])),
     }
     save_model_folder(model, tokenizer, run.out, extra_json={"training.json": summary})
@@ -164,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=PRM_OPTIM.steps)
     parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
     parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
+    parser.add_argument("--rollout-temperature", type=float, default=PrmDataConfig.rollout_temperature)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
     args = parser.parse_args(argv)
@@ -174,7 +186,11 @@ def main(argv: list[str] | None = None) -> None:
         out=args.out,
         runs_dir=args.runs_dir,
         resume=args.resume,
-        data=PrmDataConfig(num_problems=args.num_problems, rollouts=args.rollouts),
+        data=PrmDataConfig(
+            num_problems=args.num_problems,
+            rollouts=args.rollouts,
+            rollout_temperature=args.rollout_temperature,
+        ),
         optim=replace(PRM_OPTIM, steps=args.steps),
     )
     losses = train_prm(run)

@@ -1,9 +1,9 @@
 """Math-Shepherd style PRM labels from Monte-Carlo rollouts of the trained policy.
 
-For each problem the policy samples one reply (temperature 1, no top-k/top-p); each step
-prefix is then completed `rollouts` times and its soft label is the fraction of completions
-whose answer verifies. The answer line's label is whether the reply itself verifies. The
-exact step labeller is deliberately not used: these labels are what a PRM for a task
+For each problem the policy samples one reply (`reply_temperature`, no top-k/top-p); each step
+prefix is then completed `rollouts` times (at `rollout_temperature`) and its soft label is the
+fraction of completions whose answer verifies. The answer line's label is whether the reply
+itself verifies. The exact step labeller is deliberately not used: these labels are what a PRM for a task
 without a step oracle would see. Work is done in chunks cached atomically under `runs/prm/`.
 """
 
@@ -38,15 +38,25 @@ MAX_ROLLOUT_TOKENS = 80
 class PrmDataConfig:
     """Size and seeds of the labelled set (the cache folder name encodes them)."""
 
-    num_problems: int = 768
-    rollouts: int = 4
+    num_problems: int = 1024
+    rollouts: int = 8
+    # Below 1.0 on purpose: at T=1.0 only ~5% of the policy's completions verify, so even
+    # prefixes that keep the target reachable score ~0 and the labels cannot tell them from
+    # dead ends (the first PRM, trained that way, scored ~0.03 everywhere).
+    rollout_temperature: float = 0.7
+    # The replies whose steps get labelled: near search's own sampling temperature (0.8), so
+    # the PRM learns on the steps search will propose. At 1.0 only ~6% of steps were correct.
+    reply_temperature: float = 0.7
     prefixes_per_call: int = 16
     chunk_problems: int = 32
     seed: int = PRM_DATA_SEED
 
     def folder_name(self, policy_digest: str) -> str:
         """Cache folder: the labels depend on the policy weights as much as on the sizes."""
-        return f"labels-{policy_digest}-seed{self.seed}-n{self.num_problems}-k{self.rollouts}"
+        return (
+            f"labels-{policy_digest}-seed{self.seed}-n{self.num_problems}-k{self.rollouts}"
+            f"-t{self.rollout_temperature:g}-r{self.reply_temperature:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ def _rollout_labels(
 ) -> list[float]:
     """Fraction of `config.rollouts` completions of each job prefix that verify."""
     sampling = Sampling(
-        temperature=1.0, num_return_sequences=config.rollouts, max_new_tokens=MAX_ROLLOUT_TOKENS
+        temperature=config.rollout_temperature,
+        num_return_sequences=config.rollouts,
+        max_new_tokens=MAX_ROLLOUT_TOKENS,
     )
     labels: list[float] = []
     for start in range(0, len(jobs), config.prefixes_per_call):
@@ -96,9 +108,9 @@ def label_chunk(
 ) -> list[LabelledReply]:
     """Sample one reply per problem and label its steps by rollouts."""
     prompts = [format_prompt(p) for p in problems]
-    replies = [
-        outs[0] for outs in continue_texts(model, tokenizer, [reply_prefix(p) for p in prompts], Sampling())
-    ]
+    reply_sampling = Sampling(temperature=config.reply_temperature)
+    samples = continue_texts(model, tokenizer, [reply_prefix(p) for p in prompts], reply_sampling)
+    replies = [outs[0] for outs in samples]
     jobs = _prefix_jobs(prompts, replies)
     step_labels = iter(_rollout_labels(model, tokenizer, problems, jobs, config))
     records: list[LabelledReply] = []
@@ -159,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
     parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
     parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
+    parser.add_argument("--rollout-temperature", type=float, default=PrmDataConfig.rollout_temperature)
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
@@ -166,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.policy)
     policy = LlamaForCausalLM.from_pretrained(args.policy, use_safetensors=True).eval()
-    config = PrmDataConfig(num_problems=args.num_problems, rollouts=args.rollouts)
+    config = PrmDataConfig(
+        num_problems=args.num_problems, rollouts=args.rollouts, rollout_temperature=args.rollout_temperature
+    )
     digest = weights_digest(args.policy)
     records = load_or_label(policy, tokenizer, args.runs_dir, config, digest, args.shard, args.num_shards)
     print(f"shard {args.shard}/{args.num_shards}: {len(records)} labelled replies", flush=True)

@@ -15,7 +15,15 @@ from rewards.prm_encoding import PRM_METADATA_FILE
 from trainer.checkpoint import weights_digest
 from trainer.loop import OptimConfig
 from trainer.policy import ModelShape, policy_config
-from trainer.prm import PrmRun, collate, encode_records, soft_label_loss, step_markers, train_prm
+from trainer.prm import (
+    PrmRun,
+    collate,
+    encode_records,
+    positive_rate,
+    soft_label_loss,
+    step_markers,
+    train_prm,
+)
 from trainer.prm_data import LabelledReply, PrmDataConfig, label_chunk, load_or_label
 from trainer.tokenizer import build_tokenizer
 
@@ -89,3 +97,27 @@ def test_train_prm_end_to_end(tiny_policy: Path, tmp_path: Path) -> None:
     policy = LlamaForCausalLM.from_pretrained(tiny_policy)
     cached = load_or_label(policy, build_tokenizer(), tmp_path / "runs", DATA, weights_digest(tiny_policy))
     assert len(cached) == DATA.num_problems
+
+
+@pytest.mark.parametrize(
+    ("rate", "label", "expected_weight"), [(0.5, 1.0, 1.0), (0.1, 1.0, 5.0), (0.1, 0.0, 0.5 / 0.9)]
+)
+def test_balanced_loss_weights_each_class_by_its_rarity(
+    rate: float, label: float, expected_weight: float
+) -> None:
+    tokenizer = build_tokenizer()
+    records = [LabelledReply("countdown target=3 numbers=1,2,1,1", ["2+1=3 (1,1,3)"], [label])]
+    batch = collate(encode_records(tokenizer, step_markers(tokenizer), records), pad_id=0)
+
+    class Constant(torch.nn.Module):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> object:
+            return type("Out", (), {"logits": torch.zeros((*input_ids.shape, 2))})()  # p = 0.5
+
+    expected = expected_weight * torch.log(torch.tensor(2.0)).item()
+    assert soft_label_loss(Constant(), batch, rate).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("labels", "expected"), [([[0.0, 1.0]], 0.5), ([[0.0]], 0.01), ([[1.0, 1.0]], 0.99)])
+def test_positive_rate_is_clipped(labels: list[list[float]], expected: float) -> None:
+    records = [LabelledReply("p", ["s"] * len(ls), ls) for ls in labels]
+    assert positive_rate(records) == pytest.approx(expected)
