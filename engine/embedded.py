@@ -10,18 +10,16 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from engine.hf_text import EngineNotStartedError, HFTextMixin
 from engine.models import resolve_model_dir, sampling_defaults
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
-    ChatMessage,
     Continuation,
-    InvalidPromptError,
     ModelCard,
     SamplingParams,
     StreamDelta,
@@ -31,11 +29,7 @@ from engine.sequence import EngineEvent, GroupState
 from engine.worker import BatchWorker
 
 
-class EngineNotStartedError(RuntimeError):
-    pass
-
-
-class EmbeddedEngine:
+class EmbeddedEngine(HFTextMixin):
     def __init__(self, model_id: str, options: EngineOptions, model_dir: Path | None = None) -> None:
         self.model_id = model_id
         self.options = options
@@ -152,36 +146,6 @@ class EmbeddedEngine:
         if self._worker is not None:
             self._worker.abort(group)
 
-    def _validated_prompt(self, prompt_ids: Sequence[int]) -> list[int]:
-        prompt = [int(t) for t in prompt_ids]
-        if not prompt:
-            raise InvalidPromptError("prompt must contain at least one token")
-        if len(prompt) >= self._card.max_context:
-            raise InvalidPromptError(
-                f"prompt has {len(prompt)} tokens; the context of {self.model_id} is {self._card.max_context}"
-            )
-        vocab = len(self._require_tokenizer())
-        bad = next((t for t in prompt if not 0 <= t < vocab), None)
-        if bad is not None:
-            raise InvalidPromptError(f"token id {bad} is outside the vocabulary (0..{vocab - 1})")
-        return prompt
-
-    # --- text --------------------------------------------------------------------------------
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._require_tokenizer().encode(text, add_special_tokens=False))
-
-    def detokenize(self, token_ids: Sequence[int]) -> str:
-        return str(self._require_tokenizer().decode(list(token_ids), skip_special_tokens=True))
-
-    def apply_chat_template(self, messages: Sequence[ChatMessage]) -> list[int]:
-        tokenizer = self._require_tokenizer()
-        conversation = [{"role": m.role, "content": m.content} for m in messages]
-        ids: Any = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-        if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
-            ids = ids["input_ids"]
-        return [int(t) for t in ids]
-
     def cache_stats(self) -> CacheStats:
         return self._worker.stats if self._worker is not None else CacheStats()
 
@@ -189,11 +153,6 @@ class EmbeddedEngine:
         if self._worker is None:
             raise EngineNotStartedError(f"engine for {self.model_id} is not started")
         return self._worker
-
-    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
-        if self._tokenizer is None:
-            raise EngineNotStartedError(f"engine for {self.model_id} is not started")
-        return self._tokenizer
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
