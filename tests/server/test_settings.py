@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +80,15 @@ def test_plan_explicit_dedupes() -> None:
     assert plan.generate_ids == ("smollm2-135m-instruct",)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("vllm") is not None, reason="vllm is installed: its engine may start"
-)
-def test_engine_start_failure_exits_1(server_process_starter: Any, free_port: int, tmp_path: Path) -> None:
+def test_engine_start_failure_exits_1(
+    server_process_starter: Any, free_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An engine that cannot start stops the server (exit 1) instead of leaving it forever unready."""
     log_path = tmp_path / "server.log"
-    flags = {"--port": free_port, "--engine": "vllm", "--models": "smollm2-135m-instruct"}
+    not_a_folder = tmp_path / "cache-is-a-file"
+    not_a_folder.write_text("")  # SmolLM2's converted folder cannot be made under a file
+    monkeypatch.setenv("PONDER_CACHE_DIR", str(not_a_folder))
+    flags = {"--port": free_port, "--engine": "embedded", "--models": "smollm2-135m-instruct"}
     process = server_process_starter(flags, log_path)
     try:
         assert process.wait(timeout=120) == 1
