@@ -48,10 +48,13 @@ class EmbeddedEngine(HFTextMixin):
     async def start(self) -> None:
         if self._worker is not None:
             return
-        model, tokenizer = await asyncio.to_thread(self._load)
+        # Off the event loop: a first resolve of SmolLM2 converts its GGUF (~20 s).
+        folder = self._model_dir
+        if folder is None:
+            folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
+        model, tokenizer = await asyncio.to_thread(self._load, folder)
         self._tokenizer = tokenizer
         max_context = int(getattr(model.config, "max_position_embeddings", 2048))
-        folder = self._model_dir or resolve_model_dir(self.model_id)
         self._card = ModelCard(
             model_id=self.model_id,
             max_context=max_context,
@@ -72,10 +75,9 @@ class EmbeddedEngine(HFTextMixin):
         await asyncio.to_thread(self._worker.join, 10.0)
         self._worker = None
 
-    def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def _load(self, folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
-        folder = self._model_dir or resolve_model_dir(self.model_id)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         model.eval()

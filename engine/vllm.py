@@ -76,7 +76,10 @@ class VllmEngine(HFTextMixin):
     async def start(self) -> None:
         if self._llm is not None:
             return
-        folder = self._model_dir or resolve_model_dir(self.model_id)
+        # Off the event loop: a first resolve of SmolLM2 converts its GGUF (~20 s).
+        folder = self._model_dir
+        if folder is None:
+            folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
         max_context = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
         self._tokenizer = AutoTokenizer.from_pretrained(folder)
         # Building the engine blocks ~30 s while the engine-core process loads the model.
