@@ -1,7 +1,13 @@
 """Process reward models: one protocol, a registry of loaders by style, and aggregation.
 
-`token-classification` covers the bundled Countdown PRM (and any HF token-classification
-PRM with a `prm.json`); other styles (Qwen2.5-Math-PRM, Math-Shepherd) register beside it.
+Styles, each a loader for a local folder (nothing is downloaded):
+- `token-classification`: the bundled Countdown PRM, or any HF token-classification PRM with
+  a `prm.json` naming its step-end tokens (`rewards.prm_encoding`).
+- `qwen2.5-math-prm`: read as Qwen/Qwen2.5-Math-PRM-7B is (`rewards.prm_qwen`).
+- `math-shepherd`: read as peiyi9979/math-shepherd-mistral-7b-prm is (`rewards.prm_shepherd`).
+
+`load_prm(folder)` detects the style from the folder's files, so callers that only know a
+folder need not know its format.
 """
 
 from __future__ import annotations
@@ -14,18 +20,27 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from rewards.aggregation import AGGREGATIONS, aggregate
-from rewards.prm_encoding import StepMarkers, encode_steps
+from rewards.prm_batching import DEFAULT_BATCH_SIZE, PaddedBatchPRM
+from rewards.prm_encoding import PRM_METADATA_FILE, EncodedSteps, StepMarkers, encode_steps
+from rewards.prm_qwen import STEP_SEPARATOR as QWEN_STEP_SEPARATOR
+from rewards.prm_qwen import QwenMathPRM
+from rewards.prm_shepherd import STEP_TAG as SHEPHERD_STEP_TAG
+from rewards.prm_shepherd import MathShepherdPRM
 
 __all__ = [
     "AGGREGATIONS",
     "PRM_STYLES",
+    "MathShepherdPRM",
     "ProcessRewardModel",
+    "QwenMathPRM",
     "TokenClassificationPRM",
     "aggregate",
+    "detect_style",
     "load_prm",
 ]
 
-DEFAULT_BATCH_SIZE = 64
+SENTENCEPIECE_SPACE = "\u2581"
+"""How sentencepiece vocabularies (Mistral, Llama) spell a leading space."""
 
 
 class ProcessRewardModel(Protocol):
@@ -36,7 +51,7 @@ class ProcessRewardModel(Protocol):
     def score_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]: ...
 
 
-class TokenClassificationPRM:
+class TokenClassificationPRM(PaddedBatchPRM):
     """A 2-label token classifier read at step-end tokens; p(label 1) is the step score."""
 
     def __init__(self, folder: Path | str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -45,40 +60,42 @@ class TokenClassificationPRM:
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
         self.model.eval()
+        self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.batch_size = batch_size
 
-    def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
-        """Scores for one solution, one per step."""
-        return self.score_batch([(prompt, steps)])[0]
+    def encode(self, prompt: str, steps: list[str]) -> EncodedSteps:
+        return encode_steps(self.tokenizer, self.markers, prompt, steps)
 
-    def score_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        """Scores for many solutions, run in padded batches of `batch_size`."""
-        scores: list[list[float]] = []
-        for start in range(0, len(items), self.batch_size):
-            scores.extend(self._score_chunk(items[start : start + self.batch_size]))
-        return scores
-
-    @torch.inference_mode()
-    def _score_chunk(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        encoded = [encode_steps(self.tokenizer, self.markers, prompt, steps) for prompt, steps in items]
-        width = max(len(e.ids) for e in encoded)
-        input_ids = torch.full((len(encoded), width), int(self.tokenizer.pad_token_id))  # (B, T)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)  # (B, T)
-        for row, e in enumerate(encoded):
-            input_ids[row, : len(e.ids)] = torch.tensor(e.ids)
-            attention_mask[row, : len(e.ids)] = 1
+    def positive_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, 2)
-        positive = logits.float().softmax(-1)[..., self.markers.positive_label]  # (B, T)
-        return [[float(positive[row, i]) for i in e.step_ends] for row, e in enumerate(encoded)]
+        return logits.float().softmax(-1)[..., self.markers.positive_label]  # (B, T)
 
 
 PRM_STYLES: dict[str, Callable[[Path], ProcessRewardModel]] = {
     "token-classification": TokenClassificationPRM,
+    "qwen2.5-math-prm": QwenMathPRM,
+    "math-shepherd": MathShepherdPRM,
 }
 
 
-def load_prm(folder: Path | str, style: str = "token-classification") -> ProcessRewardModel:
-    """Load a PRM folder with the loader registered for `style`."""
-    if style not in PRM_STYLES:
+def detect_style(folder: Path | str) -> str:
+    """The PRM style of a folder: `prm.json`, else the step marker its tokenizer knows."""
+    folder = Path(folder)
+    if (folder / PRM_METADATA_FILE).is_file():
+        return "token-classification"
+    vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
+    if QWEN_STEP_SEPARATOR in vocab:
+        return "qwen2.5-math-prm"
+    if SHEPHERD_STEP_TAG in vocab or SENTENCEPIECE_SPACE + SHEPHERD_STEP_TAG in vocab:
+        return "math-shepherd"
+    raise ValueError(
+        f"cannot tell the PRM style of {folder}: no {PRM_METADATA_FILE}, and its tokenizer has neither "
+        f"{QWEN_STEP_SEPARATOR!r} nor {SHEPHERD_STEP_TAG!r}; pass one of: {', '.join(sorted(PRM_STYLES))}"
+    )
+
+
+def load_prm(folder: Path | str, style: str | None = None) -> ProcessRewardModel:
+    """Load a PRM folder with the loader registered for `style` (detected when None)."""
+    if style is not None and style not in PRM_STYLES:
         raise ValueError(f"unknown PRM style {style!r}; valid: {', '.join(sorted(PRM_STYLES))}")
-    return PRM_STYLES[style](Path(folder))
+    return PRM_STYLES[style or detect_style(folder)](Path(folder))
