@@ -6,7 +6,8 @@ Policy: greedy accuracy and pass@8 / pass@32 of temperature-1 sampling (unbiased
 from `--samples` draws). PRM: agreement with the exact step labeller over the sampled
 replies: step-level F1 at threshold 0.5 (for both the "erroneous step" and the "correct
 step" class) and ProcessBench first-error accuracy (predicted first error = first step
-scored below 0.5, or none).
+scored below 0.5, or none); and, as search uses the scores, step AUROC and best-of-8 accuracy
+when the PRM picks one of the first 8 samples (to set against pass@1 and pass@8).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBas
 from rewards.countdown.problems import DEV_SEED, Problem, dev_problems, format_prompt
 from rewards.countdown.steps import split_reply
 from rewards.countdown.verifier import label_steps, verify_reply
-from rewards.metrics import PrmQuality, pass_at_k, prm_quality
+from rewards.metrics import PrmQuality, auroc, best_of_k_accuracy, pass_at_k, prm_quality
 from rewards.prm import TokenClassificationPRM
 from trainer.generation import Sampling, continue_texts, reply_prefix
 
 NUM_THREADS = 2
 SAMPLING_SEED = 0
+RERANK_K = 8
 ROWS_PER_CALL = 128
 """Sequences per `generate` call: large batches amortise per-token Python overhead on CPU."""
 
@@ -106,22 +108,39 @@ def evaluate_policy(folder: Path, problems: list[Problem], num_samples: int, cac
     return PolicyResults(greedy_accuracy=num_solved / len(problems), pass_at=pass_at, samples=samples)
 
 
-def evaluate_prm(folder: Path, problems: list[Problem], samples: list[list[str]]) -> PrmQuality:
-    """Score every sampled reply's steps and compare with the exact labeller."""
+def evaluate_prm(
+    folder: Path, problems: list[Problem], samples: list[list[str]]
+) -> tuple[PrmQuality, dict[str, float]]:
+    """Score every sampled reply's steps; compare with the exact labeller (thresholded at 0.5)
+    and, threshold-free, as search uses the scores: step AUROC and best-of-8 reranking."""
     prm = TokenClassificationPRM(folder)
     items: list[tuple[str, list[str]]] = []
     exact: list[list[bool]] = []
-    for problem, replies in zip(problems, samples, strict=True):
-        for reply in replies:
+    owners: list[tuple[int, int]] = []  # (problem, sample) of each scored reply
+    for i, (problem, replies) in enumerate(zip(problems, samples, strict=True)):
+        for j, reply in enumerate(replies):
             parts = split_reply(reply)
             steps = parts.step_lines + ([parts.answer_line] if parts.answer_line is not None else [])
             if steps:
                 items.append((format_prompt(problem), steps))
                 exact.append(label_steps(problem, reply))
+                owners.append((i, j))
     scores: list[list[float]] = []
     for start in tqdm(range(0, len(items), 1024), desc="prm", mininterval=30):
         scores.extend(prm.score_batch(items[start : start + 1024]))
-    return prm_quality(scores, exact)
+    per_reply: list[list[list[float]]] = [[[] for _ in replies] for replies in samples]
+    for (i, j), reply_scores in zip(owners, scores, strict=True):
+        per_reply[i][j] = reply_scores
+    correct = [[verify_reply(p, r) for r in rs] for p, rs in zip(problems, samples, strict=True)]
+    pairs = [(s, ok) for ss, ls in zip(scores, exact, strict=True) for s, ok in zip(ss, ls, strict=True)]
+    ranking = {
+        "step_auroc": auroc([s for s, ok in pairs if ok], [s for s, ok in pairs if not ok]),
+        **{
+            f"best_of_{RERANK_K}_{how}": best_of_k_accuracy(per_reply, correct, RERANK_K, how)
+            for how in ("min", "last", "product")
+        },
+    }
+    return prm_quality(scores, exact), ranking
 
 
 def print_table(rows: list[tuple[str, str]]) -> None:
@@ -154,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     problems = dev_problems(args.n)
     policy = evaluate_policy(args.policy, problems, args.samples, args.cache)
     policy_seconds = time.monotonic() - began
-    quality = None if args.policy_only else evaluate_prm(args.prm, problems, policy.samples)
+    quality, ranking = (None, {}) if args.policy_only else evaluate_prm(args.prm, problems, policy.samples)
     results = {
         "dev_seed": DEV_SEED,
         "num_problems": args.n,
@@ -162,14 +181,14 @@ def main(argv: list[str] | None = None) -> None:
         "temperature": 1.0,
         "greedy_accuracy": policy.greedy_accuracy,
         "pass_at": {str(k): v for k, v in policy.pass_at.items()},
-        "prm": None if quality is None else quality.as_dict(),
+        "prm": None if quality is None else {**quality.as_dict(), **ranking},
         "seconds": {"policy": policy_seconds, "total": time.monotonic() - began},
     }
     rows = [("greedy accuracy", f"{policy.greedy_accuracy:.3f}")]
     rows += [(f"pass@{k} (T=1.0)", f"{v:.3f}") for k, v in policy.pass_at.items()]
     rows += [
         (f"prm {name}", f"{value:.3f}" if isinstance(value, float) else str(value))
-        for name, value in ({} if quality is None else quality.as_dict()).items()
+        for name, value in ({} if quality is None else {**quality.as_dict(), **ranking}).items()
     ]
     rows.append(("seconds", f"{time.monotonic() - began:.0f}"))
     print_table(rows)

@@ -109,18 +109,28 @@ def report(result: dict[str, object]) -> None:
     runs = result["runs"]
     assert isinstance(runs, list)
     rows = [
-        [r["label"], r["prompt_tokens_requested"], r["prompt_tokens_computed"], r["prompt_tokens_reused"],
-         r["unique_prompt_tokens"], f"{r['wall_s']:.2f}"]
+        [
+            r["label"],
+            r["prompt_tokens_requested"],
+            r["prompt_tokens_computed"],
+            r["prompt_tokens_reused"],
+            r["unique_prompt_tokens"],
+            f"{r['wall_s']:.2f}",
+        ]
         for r in runs
     ]
     print_table(["run", "prompt req", "computed", "reused", "unique", "wall s"], rows)
     decode = result["decode"]
     assert isinstance(decode, dict)
-    print(f"prefill computed, off/on: {result['prefill_computed_ratio_off_over_on']:.2f}x   "
-          f"computed/unique with cache: {result['computed_over_unique_with_cache']:.3f}   "
-          f"wall off/on: {result['wall_ratio_off_over_on']:.2f}x")
-    print(f"decode: batched {decode['batched_tokens_per_s']:.1f} tok/s, one at a time "
-          f"{decode['sequential_tokens_per_s']:.1f} tok/s, speedup {decode['batched_speedup']:.2f}x")
+    print(
+        f"prefill computed, off/on: {result['prefill_computed_ratio_off_over_on']:.2f}x   "
+        f"computed/unique with cache: {result['computed_over_unique_with_cache']:.3f}   "
+        f"wall off/on: {result['wall_ratio_off_over_on']:.2f}x"
+    )
+    print(
+        f"decode: batched {decode['batched_tokens_per_s']:.1f} tok/s, one at a time "
+        f"{decode['sequential_tokens_per_s']:.1f} tok/s, speedup {decode['batched_speedup']:.2f}x"
+    )
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ from engine.embedded import EmbeddedEngine
 from engine.models import resolve_model_dir
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage
-from rewards.countdown.problems import DEV_SEED, Problem, dev_problems, format_prompt
+from rewards.countdown.oracle_prm import OracleCountdownPRM
+from rewards.countdown.problems import DEV_SEED, Problem, format_prompt, generate_problems
 from rewards.countdown.verifier import verify_reply
 from rewards.prm import load_prm
 from search.config import SearchConfig
@@ -40,6 +41,8 @@ REPLY_TOKENS = 80
 """About one Countdown reply (greedy replies measured ~65 tokens): sizes the parallel paths."""
 NO_PRM = "none"
 """`--prm none`: score steps by the policy's own step probability (while no PRM is trained)."""
+ORACLE_PRM = "oracle"
+"""`--prm oracle`: the exact step labeller as the PRM, for each strategy's ceiling."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ async def run_cell(
     began = time.monotonic()
     outcomes = await asyncio.gather(*(one(p) for p in problems))
     progress.close()
-    return Cell(
+    cell = Cell(
         strategy=config.strategy,
         budget_tokens=config.budget_tokens,
         accuracy=sum(o.is_correct for o in outcomes) / len(outcomes),
@@ -122,6 +125,8 @@ async def run_cell(
         prompt_tokens_reused=sum(o.reused for o in outcomes),
         wall_s=time.monotonic() - began,
     )
+    print(f"{config.strategy}@{config.budget_tokens}: accuracy {cell.accuracy:.3f}", flush=True)
+    return cell
 
 
 def plot(cells: list[Cell], path: Path) -> None:
@@ -146,11 +151,17 @@ def plot(cells: list[Cell], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def load_scorer(name: str) -> PrmScorer | None:
+    if name == NO_PRM:
+        return None
+    return PrmScorer(OracleCountdownPRM() if name == ORACLE_PRM else load_prm(resolve_model_dir(name)))
+
+
 async def run_all(args: argparse.Namespace) -> list[Cell]:
     engine = EmbeddedEngine(args.policy, EngineOptions(num_threads=NUM_THREADS, cache_capacity_mb=512))
     await engine.start()
-    prm = None if args.prm == NO_PRM else PrmScorer(load_prm(resolve_model_dir(args.prm)))
-    problems = dev_problems(args.problems)
+    prm = load_scorer(args.prm)
+    problems = generate_problems(args.problem_seed, args.problems)
     cells: list[Cell] = []
     try:
         for strategy in args.strategies:
@@ -168,10 +179,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--problems", type=int, default=300)
+    parser.add_argument(
+        "--problem-seed", type=int, default=DEV_SEED, help="another seed gives a tuning set apart from dev"
+    )
     parser.add_argument("--budgets", default=DEFAULT_BUDGETS, help="three comma-separated token budgets")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--policy", default="countdown", help="bundled policy model id")
-    parser.add_argument("--prm", default="countdown-prm", help="bundled PRM model id, or 'none'")
+    parser.add_argument("--prm", default="countdown-prm", help="bundled PRM model id, 'none' or 'oracle'")
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path("bench/results/strategies.json"))
     args = parser.parse_args(argv)
@@ -195,10 +209,11 @@ def main(argv: list[str] | None = None) -> None:
         for c in cells
     ]
     scorer = "policy step probability (no PRM)" if args.prm == NO_PRM else f"PRM {args.prm}"
-    print(f"Countdown dev (seed {DEV_SEED}), {args.problems} problems, scored by {scorer}, no verifier")
+    split = "dev" if args.problem_seed == DEV_SEED else "tuning"
+    print(f"Countdown {split} (seed {args.problem_seed}), {args.problems} problems, {scorer}, no verifier")
     print_table(headers, rows)
     payload = {
-        "dev_seed": DEV_SEED,
+        "problem_seed": args.problem_seed,
         "num_problems": args.problems,
         "scorer": scorer,
         "cells": [asdict(c) for c in cells],

@@ -6,8 +6,11 @@ Pure functions, kept apart from generation so they are tested on hand-made input
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from math import comb
+
+from rewards.aggregation import aggregate
 
 THRESHOLD = 0.5
 """A step is predicted correct when its PRM score is at least this."""
@@ -87,3 +90,33 @@ def prm_quality(scores: list[list[float]], labels: list[list[bool]]) -> PrmQuali
         first_error_f1=harmonic_mean(acc_err, acc_ok),
         num_erroneous_replies=len(erroneous),
     )
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """P(a random positive outscores a random negative), ties counting half: ranking quality
+    independent of any threshold (what search, which only compares scores, relies on)."""
+    if not positives or not negatives:
+        return 0.0
+    ranked = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):  # average ranks over ties
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        mean_rank = (i + 1 + j) / 2
+        rank_sum += mean_rank * sum(label for _, label in ranked[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def best_of_k_accuracy(
+    scores: Sequence[Sequence[list[float]]], correct: Sequence[Sequence[bool]], k: int, how: str = "min"
+) -> float:
+    """Share of problems whose top-scored reply among their first `k` is correct: best-of-k
+    reranking by the PRM, to set against pass@1 (no reranking) and pass@k (a perfect one)."""
+    hits = 0
+    for replies, oks in zip(scores, correct, strict=True):
+        values = [aggregate(s, how) if s else 0.0 for s in replies[:k]]
+        hits += bool(values) and oks[max(range(len(values)), key=values.__getitem__)]
+    return hits / len(scores) if scores else 0.0
