@@ -88,14 +88,25 @@ def _set_priors(children: list[Node]) -> None:
 async def expand(
     ctx: SearchContext, tree: SearchTree, nodes: list[Node], k: int, config: SearchConfig
 ) -> list[list[Node]]:
-    """Sample `k` next steps for each node; children are added to the tree and returned per node."""
+    """Sample `k` next steps for each node; children are added to the tree and returned per node.
+
+    A sampled step identical to a sibling (common at low temperature) stays in the tree, since
+    its tokens were spent, but is marked a duplicate and not returned: a beam of two copies of
+    one path, or an MCTS prior split between copies, would only waste the budget."""
     prefixes = [node.prefix_ids(tree.prompt_ids) for node in nodes]
     results = await generate(ctx, prefixes, k, config.max_step_tokens, config, stop=True)
     if not results:
         return []
     children: list[list[Node]] = []
     for node, group in zip(nodes, results, strict=True):
-        kids = [_step_node(c, node, ctx) for c in group]
+        seen = {child.text for child in node.distinct_children()}
+        kids = []
+        for c in group:
+            kid = _step_node(c, node, ctx)
+            kid.is_duplicate = kid.text in seen
+            if not kid.is_duplicate:
+                seen.add(kid.text)
+                kids.append(kid)
         _set_priors(kids)
         children.append(kids)
         ctx.stats.num_nodes_expanded += 1

@@ -26,12 +26,17 @@ class Node:
     parent: Node | None = field(default=None, repr=False)
     is_terminal: bool = False
     is_verified: bool = False
+    is_duplicate: bool = False  # same text as an earlier sibling: kept for token accounting only
     finish_reason: str | None = None
 
     def add_child(self, child: Node) -> Node:
         child.parent = self
         self.children.append(child)
         return child
+
+    def distinct_children(self) -> list[Node]:
+        """Children a strategy may choose among (duplicates of a sibling's step are left out)."""
+        return [child for child in self.children if not child.is_duplicate]
 
     @property
     def depth(self) -> int:
@@ -89,6 +94,7 @@ class Node:
             "value": round(self.value, 4),
             "is_terminal": self.is_terminal,
             "is_verified": self.is_verified,
+            "is_duplicate": self.is_duplicate,
             "finish_reason": self.finish_reason,
             "children": [child.to_dict() for child in self.children],
         }

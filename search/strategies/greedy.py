@@ -20,10 +20,16 @@ async def extend_greedily(
         children = await expand(ctx, tree, [node], 1, greedy)
         if not children:
             break
-        node = children[0][0]
+        # A step the node already had comes back as a duplicate: continue along the original.
+        node = children[0][0] if children[0] else _original_of(node.children[-1])
         if is_committing:
             ctx.commit(node.path())
     return node
+
+
+def _original_of(duplicate: Node) -> Node:
+    assert duplicate.parent is not None
+    return next(c for c in duplicate.parent.distinct_children() if c.text == duplicate.text)
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:

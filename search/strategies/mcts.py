@@ -31,7 +31,7 @@ def select(root: Node) -> Node:
     """Descend by PUCT to a node that is unexpanded or finished."""
     node = root
     while node.children and not node.is_terminal:
-        node = max(node.children, key=lambda child: puct(node, child))
+        node = max(node.distinct_children(), key=lambda child: puct(node, child))
     return node
 
 
@@ -62,7 +62,7 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
     for _ in range(config.simulations):
         if ctx.budget.is_exhausted() or not await simulate(ctx, tree, config):
             break
-    nodes = [n for n in tree.root.walk() if n is not tree.root]
+    nodes = [n for n in tree.root.walk() if n is not tree.root and not n.is_duplicate]
     verified = [n for n in nodes if n.is_verified]
     finished = [n for n in nodes if n.is_terminal]
     chosen = best_node(verified or finished or nodes, config)
