@@ -34,7 +34,6 @@ from search.context import PrmScorer, SearchContext
 from search.registry import STRATEGIES
 from search.runner import run_search
 
-NUM_THREADS = 1  # the machine is shared: more threads oversubscribe it
 DEFAULT_BUDGETS = "256,512,1024"
 SEED = 0
 REPLY_TOKENS = 80
@@ -66,7 +65,12 @@ class Outcome:
     reused: int
 
 
-def search_config(strategy: str, budget: int) -> SearchConfig:
+def search_config(
+    strategy: str,
+    budget: int,
+    temperature: float = SearchConfig.temperature,
+    how: str = SearchConfig.aggregate,
+) -> SearchConfig:
     """Widths sized so that the parallel paths can each finish a reply within the budget."""
     num_paths = max(2, budget // REPLY_TOKENS)
     beam_width = max(1, round(math.sqrt(num_paths)))
@@ -79,6 +83,8 @@ def search_config(strategy: str, budget: int) -> SearchConfig:
         expansions=max(2, num_paths // beam_width),
         simulations=max(8, budget // 16),
         seed=SEED,
+        temperature=temperature,
+        aggregate=how,
     )
 
 
@@ -158,7 +164,7 @@ def load_scorer(name: str) -> PrmScorer | None:
 
 
 async def run_all(args: argparse.Namespace) -> list[Cell]:
-    engine = EmbeddedEngine(args.policy, EngineOptions(num_threads=NUM_THREADS, cache_capacity_mb=512))
+    engine = EmbeddedEngine(args.policy, EngineOptions(num_threads=args.threads, cache_capacity_mb=512))
     await engine.start()
     prm = load_scorer(args.prm)
     problems = generate_problems(args.problem_seed, args.problems)
@@ -167,7 +173,13 @@ async def run_all(args: argparse.Namespace) -> list[Cell]:
         for strategy in args.strategies:
             for budget in args.budgets:
                 cells.append(
-                    await run_cell(engine, prm, problems, search_config(strategy, budget), args.concurrency)
+                    await run_cell(
+                        engine,
+                        prm,
+                        problems,
+                        search_config(strategy, budget, args.temperature, args.aggregate),
+                        args.concurrency,
+                    )
                 )
     finally:
         await engine.close()
@@ -186,7 +198,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--policy", default="countdown", help="bundled policy model id")
     parser.add_argument("--prm", default="countdown-prm", help="bundled PRM model id, 'none' or 'oracle'")
+    parser.add_argument("--temperature", type=float, default=SearchConfig.temperature)
+    parser.add_argument("--aggregate", default=SearchConfig.aggregate, help="step-score aggregation")
     parser.add_argument("--concurrency", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=Path("bench/results/strategies.json"))
     args = parser.parse_args(argv)
     args.budgets = [int(b) for b in args.budgets.split(",")]
@@ -200,7 +215,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     args = parse_args(argv)
-    torch.set_num_threads(NUM_THREADS)
+    torch.set_num_threads(args.threads)
     cells = asyncio.run(run_all(args))
     headers = ["strategy", "budget", "accuracy", "mean tokens", "prompt computed", "prompt reused", "wall s"]
     rows = [

@@ -27,6 +27,9 @@ SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 # SmolLM2-Instruct's model card samples with temperature 0.2, top_p 0.9; at OpenAI's default of
 # 1.0 the 135M model rambles.
 SMOLLM2_SAMPLING = (("temperature", 0.2), ("top_p", 0.9))
+COUNTDOWN_SAMPLING = (("temperature", 0.3),)
+"""Measured on 200 tuning problems: pass@1 0.117 at T=0.3, 0.069 at 0.7, 0.044 at 1.0, and
+pass@8 best at 0.3 too (0.415 vs 0.270 at 1.0): the tiny policy explores best when cool."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
     m.model_id: m
     for m in (
         BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING),
-        BundledModel("countdown", "generate", "repo", "models/countdown"),
+        BundledModel("countdown", "generate", "repo", "models/countdown", COUNTDOWN_SAMPLING),
         BundledModel("countdown-prm", "reward", "repo", "models/countdown-prm"),
     )
 }

@@ -44,12 +44,22 @@ def parse_search_request(search: dict[str, object]) -> SearchRequest:
 
 
 def resolve_search(
-    search: dict[str, object] | None, reasoning_effort: str | None, limits: SearchLimits
+    search: dict[str, object] | None,
+    reasoning_effort: str | None,
+    limits: SearchLimits,
+    default_temperature: float | None = None,
 ) -> SearchConfig | None:
-    """The search a request asks for, or None for plain generation; ValueError naming a bad knob."""
+    """The search a request asks for, or None for plain generation; ValueError naming a bad knob.
+
+    `default_temperature` (the request's own `temperature`, else the model's recommended one)
+    replaces the generic default: how hot a policy should sample to explore is a property of
+    the policy (the bundled Countdown one solves most at 0.3, and far less at 0.8).
+    """
     if search is None and reasoning_effort is None:
         return None
     base = preset(reasoning_effort) if reasoning_effort is not None else SearchConfig()
+    if default_temperature is not None:
+        base = with_overrides(base, {"temperature": default_temperature})
     request = parse_search_request(search or {})
     overrides = request.model_dump(exclude_none=True)
     try:

@@ -47,9 +47,19 @@ def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchC
     """The search a request asks for, None for plain sampling, or a 400 naming the bad knob."""
     effort = None if request.reasoning_effort in NO_SEARCH_EFFORTS else request.reasoning_effort
     try:
-        return resolve_search(request.search, effort, state.search.limits)
+        return resolve_search(
+            request.search, effort, state.search.limits, _default_temperature(request, state)
+        )
     except ValueError as exc:
         raise invalid_request(str(exc), _param_of(str(exc)), "invalid_value") from None
+
+
+def _default_temperature(request: ChatCompletionRequest, state: ServerState) -> float | None:
+    """The request's temperature, else the served model's recommended one, else None."""
+    if request.temperature is not None:
+        return request.temperature
+    engine = state.pool.engines.get(request.model)
+    return None if engine is None else engine.card.sampling_defaults.get("temperature")
 
 
 def _param_of(message: str) -> str:
@@ -166,6 +176,7 @@ def _summary(result: SearchResult, state: ServerState, model: str, config: Searc
     stats = result.stats
     summary: dict[str, Any] = {
         "strategy": result.strategy or config.strategy,
+        "temperature": config.temperature,
         "nodes_expanded": stats.num_nodes_expanded,
         "tokens_generated": stats.num_tokens_generated,
         "prompt_tokens_computed": stats.num_prompt_tokens_computed,

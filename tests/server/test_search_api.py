@@ -11,11 +11,12 @@ import httpx
 import openai
 import pytest
 
-from engine.models import is_available
+from engine.models import BUNDLED_MODELS, is_available
 from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 PRM_SERVED = is_available("countdown-prm")
 BUDGET = 500  # enough for 2 beams x 2 expansions to reach the answer line
+COUNTDOWN_TEMPERATURE = dict(BUNDLED_MODELS["countdown"].sampling)["temperature"]
 PUZZLE = [{"role": "user", "content": "countdown target=93 numbers=4,7,25,50"}]
 pytestmark = pytest.mark.skipif(not is_available("countdown"), reason="countdown weights absent")
 
@@ -44,8 +45,14 @@ def chat(base_url: str, **body: Any) -> httpx.Response:
 def test_openai_client_search_reply_budget_and_trace(base_url: str, strategy: str) -> None:
     client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused")
     search = {
-        "strategy": strategy, "budget_tokens": BUDGET, "n": 3, "beam_width": 2, "expansions": 2,
-        "prm": PRM_SERVED, "trace": True, "seed": 1,
+        "strategy": strategy,
+        "budget_tokens": BUDGET,
+        "n": 3,
+        "beam_width": 2,
+        "expansions": 2,
+        "prm": PRM_SERVED,
+        "trace": True,
+        "seed": 1,
     }
     reply = client.chat.completions.create(model="countdown", messages=PUZZLE, extra_body={"search": search})
     content = reply.choices[0].message.content or ""
@@ -56,6 +63,23 @@ def test_openai_client_search_reply_budget_and_trace(base_url: str, strategy: st
     assert reply.usage is not None and reply.usage.completion_tokens == summary["tokens_generated"]
     trace = httpx.get(f"{base_url}/v1/traces/{summary['trace_id']}", timeout=30).json()
     assert trace["strategy"] == strategy and trace["tree"]["stats"]["num_tokens_generated"] <= BUDGET
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, COUNTDOWN_TEMPERATURE),  # the model's recommended temperature, not the generic 0.8
+        ({"temperature": 0.7}, 0.7),  # the request's own temperature
+        ({"temperature": 0.7, "search": {"strategy": "greedy", "temperature": 1.1}}, 1.1),
+    ],
+)
+def test_search_samples_at_the_requests_then_the_models_temperature(
+    base_url: str, body: dict[str, Any], expected: float
+) -> None:
+    body = {"search": {"strategy": "greedy", "prm": False}, **body}
+    response = chat(base_url, **body)
+    assert response.status_code == 200, response.text
+    assert response.json()["search"]["temperature"] == expected
 
 
 def test_tree_search_reuses_cached_prefixes(base_url: str) -> None:
