@@ -52,6 +52,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
             await state.pool.close()
+            await state.search.close()
 
     settings = state.settings
     app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)

@@ -1,25 +1,44 @@
 """What a searching request needs beyond an engine: PRMs, outcome verifiers, limits, traces.
 
-PRMs load lazily on first use (off the event loop) and stay loaded; which PRM guides which
-policy, and which verifier checks it, is a fixed table of the bundled models.
+PRMs load lazily on first use (off the event loop) and stay loaded until shutdown; which PRM
+guides which policy, and which verifier checks it, is a fixed table of the bundled models. On
+the vLLM engine the PRM runs on vLLM's pooling runner too, so it shares the accelerator the
+policy is on; the transformers scorer is the fallback where vLLM cannot load it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.models import resolve_model_dir
+from engine.options import EngineOptions
 from rewards.countdown.problems import parse_prompt
 from rewards.countdown.verifier import verify_reply
-from rewards.prm import load_prm
+from rewards.prm import ProcessRewardModel, load_prm
 from search.config import SearchLimits
 from search.context import PrmScorer, Verifier
 from server.errors import invalid_request
 from server.settings import ServerSettings
 from server.trace_store import TraceStore
 
+logger = logging.getLogger("ponder.search")
+
 PRM_FOR_POLICY = {"countdown": "countdown-prm"}
+
+
+def load_served_prm(folder: Path, backend: str, options: EngineOptions) -> ProcessRewardModel:
+    """The PRM on the engine backend the policy runs on; transformers where vLLM cannot serve it."""
+    if backend == "vllm":
+        try:
+            from engine.vllm_prm import VllmTokenClassificationPRM
+
+            return VllmTokenClassificationPRM(folder, options)
+        except Exception:  # vLLM missing or the architecture unsupported: still serve the PRM
+            logger.warning("vLLM cannot serve the PRM in %s; using transformers", folder, exc_info=True)
+    return load_prm(folder)
 
 
 def countdown_verifier(user_message: str) -> Verifier | None:
@@ -39,6 +58,8 @@ class SearchServices:
     limits: SearchLimits
     traces: TraceStore
     served_prms: tuple[str, ...]
+    backend: str = "embedded"
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
     _prms: dict[str, PrmScorer] = field(default_factory=dict)
     _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -47,7 +68,8 @@ class SearchServices:
         limits = SearchLimits(
             budget_tokens=settings.search_max_budget_tokens, max_seconds=settings.search_max_seconds
         )
-        return cls(limits, TraceStore(settings.trace_db), served_prms)
+        traces = TraceStore(settings.trace_db)
+        return cls(limits, traces, served_prms, settings.engine, settings.engine_options())
 
     async def prm_for(self, model_id: str) -> PrmScorer:
         """The PRM that guides `model_id`, or a 400 naming `search.prm` if none is served."""
@@ -60,9 +82,18 @@ class SearchServices:
             )
         async with self._loading:
             if prm_id not in self._prms:
-                prm = await asyncio.to_thread(load_prm, resolve_model_dir(prm_id))
+                folder = resolve_model_dir(prm_id)
+                prm = await asyncio.to_thread(load_served_prm, folder, self.backend, self.engine_options)
                 self._prms[prm_id] = PrmScorer(prm)
         return self._prms[prm_id]
+
+    async def close(self) -> None:
+        """Release loaded PRMs; a vLLM one owns an engine-core process that must be stopped."""
+        prms, self._prms = self._prms, {}
+        for scorer in prms.values():
+            close = getattr(scorer.prm, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
 
     def verifier_for(self, model_id: str, user_message: str) -> Verifier:
         factory = VERIFIER_FOR_POLICY.get(model_id)

@@ -46,6 +46,10 @@ class ServerSettings(BaseSettings):
     cache_capacity_mb: int = Field(512, ge=1, description="prefix-cache size per model (MiB)")
     max_batch_size: int = Field(64, ge=1, description="sequences decoded together per forward pass")
     num_threads: int | None = Field(None, ge=1, description="torch threads per engine; unset: torch default")
+    vllm_block_size: int = Field(
+        16, ge=1, description="vLLM KV block (tokens); prefixes reuse whole blocks: keep it near a step"
+    )
+    vllm_kv_cache_gib: float = Field(1.0, gt=0, description="vLLM KV cache per engine (GiB)")
     max_n: int = Field(16, ge=1, description="largest `n` (choices per request) accepted")
     max_tokens: int = Field(2048, ge=1, description="largest max_tokens accepted, and the default's cap")
     max_concurrent_requests: int = Field(64, ge=1, description="requests generating at once; beyond: 429")
@@ -76,6 +80,8 @@ class ServerSettings(BaseSettings):
             cache_capacity_mb=self.cache_capacity_mb,
             max_batch_size=self.max_batch_size,
             num_threads=self.num_threads,
+            vllm_block_size=self.vllm_block_size,
+            vllm_kv_cache_gib=self.vllm_kv_cache_gib,
         )
 
     def api_key_value(self) -> str | None:

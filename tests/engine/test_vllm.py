@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -165,22 +166,35 @@ def test_cancel_aborts_every_request(engines):
 
 
 @pytest.mark.skipif(not is_available("countdown-prm"), reason="bundled PRM 'countdown-prm' not trained yet")
-def test_prm_on_vllm_matches_the_transformers_scorer():
+def test_server_scores_steps_with_the_prm_on_vllm_matching_transformers(tmp_path: Path) -> None:
+    """With engine=vllm the server's search services load the PRM on vLLM's pooling runner
+    (not the transformers fallback), and its step scores match the transformers scorer."""
     from engine.models import resolve_model_dir
     from engine.vllm_prm import VllmTokenClassificationPRM
     from rewards.prm import load_prm
+    from search.config import SearchLimits
+    from server.search_services import SearchServices
+    from server.trace_store import TraceStore
 
-    folder = resolve_model_dir("countdown-prm")
     [problem] = dev_problems(1)
-    items = [
-        (format_prompt(problem), ["15-1=14 (57,12,14)", "14-12=3 (57,3)"]),
-        (format_prompt(problem), ["x"]),
-    ]
-    prm = VllmTokenClassificationPRM(folder, OPTIONS)
-    try:
-        ours = prm.score_batch(items)
-    finally:
-        prm.close()
-    reference = load_prm(folder).score_batch(items)
+    paths = [["15-1=14 (57,12,14)", "14-12=3 (57,3)"], ["x"]]
+    services = SearchServices(
+        SearchLimits(), TraceStore(tmp_path / "traces.sqlite3"), ("countdown-prm",), "vllm", OPTIONS
+    )
+
+    async def score_then_close() -> tuple[bool, list[list[float]]]:
+        scorer = await services.prm_for(POLICY)
+        try:
+            return isinstance(scorer.prm, VllmTokenClassificationPRM), await scorer.score(
+                format_prompt(problem), paths
+            )
+        finally:
+            await services.close()
+
+    on_vllm, ours = asyncio.run(score_then_close())
+    assert on_vllm
+    reference = load_prm(resolve_model_dir("countdown-prm")).score_batch(
+        [(format_prompt(problem), steps) for steps in paths]
+    )
     assert [len(s) for s in ours] == [2, 1]
     assert [x for s in ours for x in s] == pytest.approx([x for s in reference for x in s], abs=1e-4)
