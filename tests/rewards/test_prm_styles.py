@@ -11,6 +11,7 @@ import shutil
 import string
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -70,6 +71,18 @@ def char_tokenizer(
     return tokenizer
 
 
+TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+    "initializer_range": INIT_STD,
+}
+"""Both tiny models' shape: random weights, small enough to build in the test."""
+
+
 @pytest.fixture(scope="module")
 def qwen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("qwen-prm")
@@ -77,13 +90,7 @@ def qwen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=INIT_STD,
+        **TINY_SHAPE,
         pad_token_id=tokenizer.pad_token_id,
     )
     config.num_labels = 2  # p(bad step), p(good step), as the published head
@@ -114,13 +121,7 @@ def shepherd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=INIT_STD,
+        **TINY_SHAPE,
         bos_token_id=bos,
         eos_token_id=tokenizer.eos_token_id,
     )
