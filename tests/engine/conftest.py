@@ -7,6 +7,7 @@ import pytest
 
 from engine.embedded import EmbeddedEngine
 from engine.options import EngineOptions
+from engine.protocol import Continuation, Engine, SamplingParams, StreamDelta
 
 SMOLLM2 = "smollm2-135m-instruct"
 
@@ -32,3 +33,14 @@ def runner() -> Iterator[EngineRunner]:
     r = EngineRunner(EngineOptions(cache_capacity_mb=256))
     yield r
     r.close()
+
+
+async def collect_stream(engine: Engine, prompt_ids: list[int], params: SamplingParams) -> list[StreamDelta]:
+    return [delta async for delta in engine.stream(prompt_ids, params)]
+
+
+def assert_stream_matches(deltas: list[StreamDelta], full: Continuation) -> None:
+    """Streamed deltas concatenate to the non-streamed result; only the last one finishes."""
+    assert "".join(d.text for d in deltas) == full.text
+    assert [t for d in deltas for t in d.token_ids] == full.token_ids
+    assert deltas[-1].finish_reason is not None and all(d.finish_reason is None for d in deltas[:-1])

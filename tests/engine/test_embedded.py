@@ -6,7 +6,7 @@ import pytest
 
 from engine.protocol import ChatMessage, SamplingParams
 
-from .conftest import EngineRunner
+from .conftest import EngineRunner, assert_stream_matches, collect_stream
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0)
 
@@ -89,15 +89,9 @@ def test_logprobs_are_reported_per_token(runner):
 
 def test_stream_deltas_add_up_to_the_result(runner):
     p = prompt(runner, "Say hello to the world.")
-
-    async def collect():
-        return [d async for d in runner.engine.stream(p, GREEDY)]
-
-    deltas = runner.run(collect())
+    deltas = runner.run(collect_stream(runner.engine, p, GREEDY))
     [[full]] = runner.run(runner.engine.generate([p], GREEDY))
-    assert "".join(d.text for d in deltas) == full.text
-    assert [t for d in deltas for t in d.token_ids] == full.token_ids
-    assert deltas[-1].finish_reason is not None and all(d.finish_reason is None for d in deltas[:-1])
+    assert_stream_matches(deltas, full)
 
 
 def test_cancel_releases_cache_references(runner):

@@ -18,6 +18,8 @@ from engine.options import EngineOptions
 from engine.protocol import ChatMessage, SamplingParams
 from rewards.countdown.problems import dev_problems, format_prompt
 
+from .conftest import assert_stream_matches, collect_stream
+
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.skipif(
@@ -135,15 +137,9 @@ def test_an_extended_prompt_reuses_cached_blocks(engines):
 
 def test_stream_deltas_add_up_to_the_result(engines):
     [p] = engines.prompts(1)
-
-    async def collect():
-        return [d async for d in engines.vllm.stream(p, GREEDY)]
-
-    deltas = engines.run(collect())
+    deltas = engines.run(collect_stream(engines.vllm, p, GREEDY))
     [[full]] = engines.run(engines.vllm.generate([p], GREEDY))
-    assert "".join(d.text for d in deltas) == full.text
-    assert [t for d in deltas for t in d.token_ids] == full.token_ids
-    assert deltas[-1].finish_reason is not None and all(d.finish_reason is None for d in deltas[:-1])
+    assert_stream_matches(deltas, full)
 
 
 def test_cancel_aborts_every_request(engines):
