@@ -160,3 +160,12 @@ def test_without_prm_steps_are_scored_by_policy_probability(runner, problems):
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     assert result.stats.num_prm_calls == 0
     assert all(0 < s <= 1 for s in result.step_scores) and result.step_scores
+
+
+def test_mcts_expands_several_leaves_per_engine_call(runner, problems):
+    problem = problems[1]
+    cfg = config("mcts", 2000, simulations=12, expansions=2)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    stats = result.stats
+    assert stats.num_nodes_expanded >= 4, stats
+    assert stats.num_engine_calls < stats.num_nodes_expanded, stats
