@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
     parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
     parser.add_argument("--rollout-temperature", type=float, default=PrmDataConfig.rollout_temperature)
+    parser.add_argument("--reply-temperature", type=float, default=PrmDataConfig.reply_temperature)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
     args = parser.parse_args(argv)
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             num_problems=args.num_problems,
             rollouts=args.rollouts,
             rollout_temperature=args.rollout_temperature,
+            reply_temperature=args.reply_temperature,
         ),
         optim=replace(PRM_OPTIM, steps=args.steps),
     )

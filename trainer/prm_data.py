@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
     parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
     parser.add_argument("--rollout-temperature", type=float, default=PrmDataConfig.rollout_temperature)
+    parser.add_argument("--reply-temperature", type=float, default=PrmDataConfig.reply_temperature)
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
@@ -180,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.policy)
     policy = LlamaForCausalLM.from_pretrained(args.policy, use_safetensors=True).eval()
     config = PrmDataConfig(
-        num_problems=args.num_problems, rollouts=args.rollouts, rollout_temperature=args.rollout_temperature
+        num_problems=args.num_problems,
+        rollouts=args.rollouts,
+        rollout_temperature=args.rollout_temperature,
+        reply_temperature=args.reply_temperature,
     )
     digest = weights_digest(args.policy)
     records = load_or_label(policy, tokenizer, args.runs_dir, config, digest, args.shard, args.num_shards)
