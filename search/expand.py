@@ -75,7 +75,7 @@ def _step_node(c: Continuation, parent: Node, ctx: SearchContext) -> Node:
     return node
 
 
-def _set_priors(children: list[Node]) -> None:
+def set_priors(children: list[Node]) -> None:
     """Siblings' policy probabilities, normalised among them (a softmax of step logprobs)."""
     if not children:
         return
@@ -107,7 +107,7 @@ async def expand(
             if not kid.is_duplicate:
                 seen.add(kid.text)
                 kids.append(kid)
-        _set_priors(kids)
+        set_priors(kids)
         children.append(kids)
         ctx.stats.num_nodes_expanded += 1
     _verify(ctx, [kid for kids in children for kid in kids], config)

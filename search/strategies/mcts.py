@@ -1,8 +1,14 @@
 """Monte Carlo tree search over steps, with the PRM as the value function (no rollouts).
 
 Selection follows PUCT with the policy's probability of a step (softmax of sibling step
-logprobs) as the prior; expansion samples `expansions` steps of the selected leaf; evaluation
+logprobs) as the prior; expansion samples `expansions` steps of the selected node; evaluation
 is each new step's aggregated PRM score; the value is backed up to the root.
+
+Nodes widen progressively (Coulom 2007; Chaslot et al. 2008): a node is expanded again, `expansions`
+more samples, once its visits allow another batch (`expansions * floor(visits ** PW_ALPHA)`
+children). So the search goes deep along paths the PRM likes and spends new samples where a
+path went wrong, instead of sampling every node equally wide: with the exact step labeller as
+PRM, that is what separates step-level search from best-of-N at small budgets.
 
 Simulations run in rounds of up to `LEAVES_PER_ROUND` leaves: a virtual loss on each selected
 path steers the next selection of the round elsewhere (as in AlphaGo's parallel search), and
@@ -19,13 +25,15 @@ import math
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import expand, path_value, score
+from search.expand import expand, path_value, score, set_priors
 from search.result import SearchResult, best_node, build_result
 from search.strategies.greedy import extend_greedily
 from search.tree import Node, SearchTree
 
 C_PUCT = 1.0
 """Exploration weight (AlphaZero's c_puct); values and priors are both in [0, 1]."""
+PW_ALPHA = 0.5
+"""Progressive-widening exponent: a node visited v times may hold floor(v ** 0.5) batches."""
 LEAVES_PER_ROUND = 4
 """Leaves selected (under virtual loss) and expanded together per round."""
 
@@ -35,10 +43,16 @@ def puct(parent: Node, child: Node) -> float:
     return child.value + exploration
 
 
-def select(root: Node) -> Node:
-    """Descend by PUCT to a node that is unexpanded or finished."""
+def may_widen(node: Node, expansions: int) -> bool:
+    """Whether `node` is owed another batch of samples (duplicates count: they were sampled)."""
+    batches = max(1, math.floor(node.visits**PW_ALPHA))
+    return len(node.children) < expansions * batches
+
+
+def select(root: Node, expansions: int) -> Node:
+    """Descend by PUCT to a node that is finished or owed samples (unexpanded included)."""
     node = root
-    while node.children and not node.is_terminal:
+    while not node.is_terminal and not may_widen(node, expansions):
         node = max(node.distinct_children(), key=lambda child: puct(node, child))
     return node
 
@@ -57,7 +71,7 @@ def add_virtual_loss(node: Node | None, sign: int) -> None:
         node = node.parent
 
 
-def select_round(root: Node, count: int) -> list[Node]:
+def select_round(root: Node, count: int, expansions: int) -> list[Node]:
     """Up to `count` distinct leaves, each selected under the virtual losses of those before.
 
     A leaf selected again gets one more virtual loss and the selection is retried, so a
@@ -68,7 +82,7 @@ def select_round(root: Node, count: int) -> list[Node]:
     for _ in range(2 * count):
         if len(leaves) == count:
             break
-        leaf = select(root)
+        leaf = select(root, expansions)
         if leaf is root:
             leaves.append(leaf)  # unexpanded root: nothing else exists to select
             break
@@ -84,7 +98,7 @@ def select_round(root: Node, count: int) -> list[Node]:
 async def simulate_round(ctx: SearchContext, tree: SearchTree, count: int, config: SearchConfig) -> int:
     """One batched selection-expansion-evaluation-backup round; returns the simulations done
     (0 when nothing could be expanded)."""
-    leaves = select_round(tree.root, count)
+    leaves = select_round(tree.root, count, config.expansions)
     for leaf in (leaf for leaf in leaves if leaf.is_terminal):
         backpropagate(leaf, min(1.0, path_value(leaf, config)))
     open_leaves = [leaf for leaf in leaves if not leaf.is_terminal]
@@ -94,6 +108,8 @@ async def simulate_round(ctx: SearchContext, tree: SearchTree, count: int, confi
     if not groups:
         return 0
     children = [child for group in groups for child in group]
+    for leaf in open_leaves:  # earlier batches' children share the prior with the new ones
+        set_priors(leaf.distinct_children())
     await score(ctx, children, config)
     for child in children:
         backpropagate(child, min(1.0, path_value(child, config)))
