@@ -71,7 +71,11 @@ def search_config(
     temperature: float = SearchConfig.temperature,
     how: str = SearchConfig.aggregate,
 ) -> SearchConfig:
-    """Widths sized so that the parallel paths can each finish a reply within the budget."""
+    """Widths sized so that the parallel paths can each finish a reply within the budget.
+
+    MCTS widens progressively, so it samples 2 steps per expansion (k=1 was better with the
+    exact labeller as PRM, k=2 with countdown-prm on the tuning split) and as many
+    simulations as the budget pays for."""
     num_paths = max(2, budget // REPLY_TOKENS)
     beam_width = max(1, round(math.sqrt(num_paths)))
     return SearchConfig(
@@ -80,8 +84,8 @@ def search_config(
         max_seconds=600.0,
         n=num_paths,
         beam_width=beam_width,
-        expansions=max(2, num_paths // beam_width),
-        simulations=max(8, budget // 16),
+        expansions=2 if strategy == "mcts" else max(2, num_paths // beam_width),
+        simulations=max(8, budget // 8),
         seed=SEED,
         temperature=temperature,
         aggregate=how,

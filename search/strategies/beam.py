@@ -2,7 +2,12 @@
 
 Each round expands every live beam `expansions` ways in one batched call, scores the new
 steps, and keeps the `beam_width` best partial paths by aggregated score. Finished paths leave
-the beam; the search ends when `beam_width` of them exist or the budget runs out.
+the beam; a beam is done when `beam_width` of them exist. Paths cut from the beam are kept:
+while budget is left, the best of them seed the next beam, so the search backtracks to the
+most promising step it dropped instead of stopping with tokens unspent (with the exact step
+labeller as PRM a single beam left ~40% of a 512-token budget unused). The answer is chosen
+among the finished paths by PRM-weighted vote over their normalised answers (search-and-learn's
+weighted best-of-N), which a PRM that over-rates one path cannot swing on its own.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import expand, path_value, score
 from search.result import SearchResult, best_node, build_result
+from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
 
 
@@ -27,25 +33,50 @@ def common_path(nodes: list[Node]) -> list[Node]:
     return shared
 
 
+def rank(nodes: list[Node], config: SearchConfig) -> list[Node]:
+    """Best aggregated score first; deeper paths first among equals (they are nearer an answer)."""
+    return sorted(nodes, key=lambda n: (path_value(n, config), n.depth), reverse=True)
+
+
 async def beam_rounds(
-    ctx: SearchContext, tree: SearchTree, beams: list[Node], width: int, config: SearchConfig
+    ctx: SearchContext,
+    tree: SearchTree,
+    beams: list[Node],
+    width: int,
+    config: SearchConfig,
+    pruned: list[Node],
+    finished: list[Node],
 ) -> list[Node]:
-    """Advance `beams` until `width` paths finish or the budget ends; returns finished + live."""
-    finished: list[Node] = []
-    while beams and len(finished) < width and not ctx.budget.is_exhausted():
+    """Advance `beams` until `width` paths finish or the budget ends; cut paths go to `pruned`,
+    finished ones to `finished`. Returns the beams still live."""
+    done = 0
+    while beams and done < width and not ctx.budget.is_exhausted():
         groups = await expand(ctx, tree, beams, config.expansions, config)
         children = [child for group in groups for child in group]
         if not children:
             break
         await score(ctx, children, config)
-        finished.extend(c for c in children if c.is_terminal)
-        live = [c for c in children if not c.is_terminal]
-        beams = sorted(live, key=lambda n: path_value(n, config), reverse=True)[:width]
-        ctx.commit(common_path(beams + finished))
-    return finished + beams
+        ended = [c for c in children if c.is_terminal]
+        finished.extend(ended)
+        done += len(ended)
+        ranked = rank([c for c in children if not c.is_terminal], config)
+        beams = ranked[:width]
+        pruned.extend(ranked[width:])
+        ctx.commit(common_path(beams + finished + pruned))
+    return beams
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
     tree = SearchTree(prompt_ids)
-    candidates = await beam_rounds(ctx, tree, [tree.root], config.beam_width, config)
-    return build_result(ctx, tree, best_node(candidates, config), config)
+    pruned: list[Node] = []
+    finished: list[Node] = []
+    live = await beam_rounds(ctx, tree, [tree.root], config.beam_width, config, pruned, finished)
+    while pruned + live and not ctx.budget.is_exhausted():
+        spent = ctx.budget.tokens_used
+        ranked = rank(pruned + live, config)
+        seeds, pruned[:] = ranked[: config.beam_width], ranked[config.beam_width :]
+        live = await beam_rounds(ctx, tree, seeds, config.beam_width, config, pruned, finished)
+        if ctx.budget.tokens_used == spent:  # too few tokens left for even one step each
+            break
+    chosen = vote(finished, config) if finished else best_node(live, config)
+    return build_result(ctx, tree, chosen, config)

@@ -3,7 +3,8 @@
 The root is expanded into `beam_width` different first steps; each starts an independent
 subtree that is then searched greedily by the PRM (expand `expansions` ways, keep the best
 child). All subtrees advance in the same batched call, so each gets an equal share of the
-token budget, and diversity survives because no subtree can crowd out another.
+token budget, and diversity survives because no subtree can crowd out another. The answer
+is chosen among the subtrees' finished paths by PRM-weighted vote, as for beam search.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import expand, path_value, score
 from search.result import SearchResult, best_node, build_result
+from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
 
 
@@ -41,4 +43,6 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if advanced == heads:
             break
         heads = advanced
-    return build_result(ctx, tree, best_node(heads, config), config)
+    finished = [h for h in heads if h.is_terminal]
+    chosen = vote(finished, config) if finished else best_node(heads, config)
+    return build_result(ctx, tree, chosen, config)

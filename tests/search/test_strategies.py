@@ -169,3 +169,12 @@ def test_mcts_expands_several_leaves_per_engine_call(runner, problems):
     stats = result.stats
     assert stats.num_nodes_expanded >= 4, stats
     assert stats.num_engine_calls < stats.num_nodes_expanded, stats
+
+
+def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
+    problem = problems[0]
+    cfg = config("beam", 600, beam_width=2, expansions=3)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    finished = [leaf for leaf in result.tree.terminal_leaves() if not leaf.is_duplicate]
+    assert len(finished) > cfg.beam_width  # a second beam ran from the paths the first one cut
+    assert result.stats.num_tokens_generated > 600 - cfg.beam_width * cfg.expansions * cfg.max_step_tokens
