@@ -15,8 +15,10 @@ path steers the next selection of the round elsewhere (as in AlphaGo's parallel 
 the round's leaves are expanded in one engine call and scored in one PRM call. On a CPU a
 batch of 4 prefixes costs little more than one, so this is what makes MCTS as fast per token
 as beam search.
-The answer is the best verified leaf, else the best-valued finished leaf; when no path has
-finished, the best partial path is completed greedily with whatever budget is left.
+
+The answer is the best verified leaf, else the best-valued finished leaf. Until some path has
+finished, `FINISH_RESERVE_STEPS` steps' worth of budget is held back, and if none finishes the
+best partial path is completed greedily with it: a search must end in an answer.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ C_PUCT = 1.0
 """Exploration weight (AlphaZero's c_puct); values and priors are both in [0, 1]."""
 PW_ALPHA = 0.5
 """Progressive-widening exponent: a node visited v times may hold floor(v ** 0.5) batches."""
+FINISH_RESERVE_STEPS = 3
+"""While no path has finished, simulations stop this many `max_step_tokens` short of the budget,
+so that the best partial path can still be completed greedily into an answer."""
 LEAVES_PER_ROUND = 4
 """Leaves selected (under virtual loss) and expanded together per round."""
 
@@ -116,18 +121,28 @@ async def simulate_round(ctx: SearchContext, tree: SearchTree, count: int, confi
     return len(leaves)
 
 
-def affordable_leaves(ctx: SearchContext, config: SearchConfig) -> int:
-    """Leaves whose expansions fit the budget even if every step runs to `max_step_tokens`:
-    a larger batch would get a smaller per-sequence cap and cut its steps short."""
-    worst_case = config.expansions * config.max_step_tokens
-    return max(1, ctx.budget.remaining_tokens() // worst_case)
+def has_finished_path(tree: SearchTree) -> bool:
+    return any(n.is_terminal and not n.is_duplicate for n in tree.root.walk())
+
+
+def affordable_leaves(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> int:
+    """Leaves whose expansions fit the budget even if every step runs to `max_step_tokens`
+    (a larger batch would get a smaller per-sequence cap and cut its steps short). Until a path
+    has finished, a reserve for completing the best partial path is kept out of reach; 0 then
+    means stop searching and finish."""
+    if has_finished_path(tree):
+        return max(1, ctx.budget.remaining_tokens() // (config.expansions * config.max_step_tokens))
+    spendable = ctx.budget.remaining_tokens() - FINISH_RESERVE_STEPS * config.max_step_tokens
+    return max(0, spendable // (config.expansions * config.max_step_tokens))
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
     tree = SearchTree(prompt_ids)
     done = 0
     while done < config.simulations and not ctx.budget.is_exhausted():
-        count = min(LEAVES_PER_ROUND, config.simulations - done, affordable_leaves(ctx, config))
+        count = min(LEAVES_PER_ROUND, config.simulations - done, affordable_leaves(ctx, tree, config))
+        if count == 0:
+            break
         progress = await simulate_round(ctx, tree, count, config)
         if not progress:
             break
@@ -135,8 +150,8 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
     nodes = [n for n in tree.root.walk() if n is not tree.root and not n.is_duplicate]
     verified = [n for n in nodes if n.is_verified]
     finished = [n for n in nodes if n.is_terminal]
-    chosen = best_node(verified or finished or nodes, config)
-    if chosen is not None and not chosen.is_terminal:
+    chosen = best_node(verified or finished or nodes, config) or tree.root
+    if not chosen.is_terminal:  # from the root when the budget was too small to search
         chosen = await extend_greedily(ctx, tree, chosen, config)
         await score(ctx, [chosen], config)
     return build_result(ctx, tree, chosen, config)

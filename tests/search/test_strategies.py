@@ -178,3 +178,21 @@ def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
     finished = [leaf for leaf in result.tree.terminal_leaves() if not leaf.is_duplicate]
     assert len(finished) > cfg.beam_width  # a second beam ran from the paths the first one cut
     assert result.stats.num_tokens_generated > 600 - cfg.beam_width * cfg.expansions * cfg.max_step_tokens
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_mcts_keeps_enough_budget_to_finish_an_answer(runner, problems, index):
+    problem = problems[index]
+    cfg = config("mcts", 256, expansions=4, simulations=64, max_step_tokens=32)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert split_reply(result.text).answer_line is not None, result.text
+    assert result.stats.num_tokens_generated <= 256
+
+
+def test_mcts_below_its_reserve_decodes_greedily(runner, problems):
+    problem = problems[0]
+    cfg = config("mcts", 100, expansions=4, max_step_tokens=48)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    plain = config("greedy", 100)
+    greedy = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), plain))
+    assert result.text == greedy.text and result.text
