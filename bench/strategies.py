@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,22 +21,21 @@ from tqdm import tqdm
 
 from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
-from engine.models import resolve_model_dir
+from engine.models import COUNTDOWN_REPLY_TOKENS, resolve_model_dir
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage
 from rewards.countdown.oracle_prm import OracleCountdownPRM
 from rewards.countdown.problems import DEV_SEED, Problem, format_prompt, generate_problems
 from rewards.countdown.verifier import verify_reply
 from rewards.prm import load_prm
-from search.config import SearchConfig
+from search.config import SearchConfig, SearchLimits, with_overrides
 from search.context import PrmScorer, SearchContext
 from search.registry import STRATEGIES
 from search.runner import run_search
+from search.sizing import widths_for_budget
 
 DEFAULT_BUDGETS = "256,512,1024"
 SEED = 0
-REPLY_TOKENS = 80
-"""About one Countdown reply (greedy replies measured ~65 tokens): sizes the parallel paths."""
 NO_PRM = "none"
 """`--prm none`: score steps by the policy's own step probability (while no PRM is trained)."""
 ORACLE_PRM = "oracle"
@@ -71,25 +69,18 @@ def search_config(
     temperature: float = SearchConfig.temperature,
     how: str = SearchConfig.aggregate,
 ) -> SearchConfig:
-    """Widths sized so that the parallel paths can each finish a reply within the budget.
-
-    MCTS widens progressively, so it samples 2 steps per expansion (k=1 was better with the
-    exact labeller as PRM, k=2 with countdown-prm on the tuning split) and as many
-    simulations as the budget pays for."""
-    num_paths = max(2, budget // REPLY_TOKENS)
-    beam_width = max(1, round(math.sqrt(num_paths)))
-    return SearchConfig(
+    """The search the server runs for `{"strategy": ..., "budget_tokens": ...}` on `countdown`:
+    widths sized to the budget by the server's own rule."""
+    widths = widths_for_budget(strategy, budget, COUNTDOWN_REPLY_TOKENS, SearchLimits())
+    config = SearchConfig(
         strategy=strategy,
         budget_tokens=budget,
         max_seconds=600.0,
-        n=num_paths,
-        beam_width=beam_width,
-        expansions=2 if strategy == "mcts" else max(2, num_paths // beam_width),
-        simulations=max(8, budget // 8),
         seed=SEED,
         temperature=temperature,
         aggregate=how,
     )
+    return with_overrides(config, dict(widths))
 
 
 async def solve(

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import resolve_model_dir, sampling_defaults
+from engine.models import reply_tokens, resolve_model_dir, sampling_defaults
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -59,6 +59,7 @@ class EmbeddedEngine(HFTextMixin):
             model_id=self.model_id,
             max_context=max_context,
             sampling_defaults=sampling_defaults(self.model_id, folder),
+            reply_tokens=reply_tokens(self.model_id),
         )
         cache = None
         if self.options.enable_prefix_cache:

@@ -30,6 +30,8 @@ SMOLLM2_SAMPLING = (("temperature", 0.2), ("top_p", 0.9))
 COUNTDOWN_SAMPLING = (("temperature", 0.3),)
 """Measured on 200 tuning problems: pass@1 0.117 at T=0.3, 0.069 at 0.7, 0.044 at 1.0, and
 pass@8 best at 0.3 too (0.415 vs 0.270 at 1.0): the tiny policy explores best when cool."""
+COUNTDOWN_REPLY_TOKENS = 80
+"""Three steps and an answer line: greedy replies run about 65 tokens."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,16 @@ class BundledModel:
     source: Literal["repo", "gguf_package"]
     path: str  # repo-relative folder, or the GGUF file name inside the package
     sampling: tuple[tuple[str, float], ...] = ()
+    reply_tokens: int | None = None
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
     m.model_id: m
     for m in (
         BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING),
-        BundledModel("countdown", "generate", "repo", "models/countdown", COUNTDOWN_SAMPLING),
+        BundledModel(
+            "countdown", "generate", "repo", "models/countdown", COUNTDOWN_SAMPLING, COUNTDOWN_REPLY_TOKENS
+        ),
         BundledModel("countdown-prm", "reward", "repo", "models/countdown-prm"),
     )
 }
@@ -85,6 +90,12 @@ def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
     if model_id in BUNDLED_MODELS:
         defaults.update(BUNDLED_MODELS[model_id].sampling)
     return defaults
+
+
+def reply_tokens(model_id: str) -> int | None:
+    """A bundled model's typical reply length (sizes searches); None where not known."""
+    model = BUNDLED_MODELS.get(model_id)
+    return None if model is None else model.reply_tokens
 
 
 def _lookup(model_id: str) -> BundledModel:

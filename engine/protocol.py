@@ -125,6 +125,9 @@ class ModelCard:
     # What the model's authors recommend (temperature, top_p, top_k) for fields a request leaves
     # unset, as vLLM does with generation_config.json.
     sampling_defaults: dict[str, float] = field(default_factory=dict)
+    # How long the model's replies typically run, in tokens, where known: a search sizes the
+    # widths a request leaves unset so that its parallel paths can finish within the budget.
+    reply_tokens: int | None = None
 
 
 @runtime_checkable

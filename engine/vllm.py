@@ -29,7 +29,7 @@ from vllm.inputs import TokensPrompt  # type: ignore[import-not-found]
 from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found]
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import resolve_model_dir, sampling_defaults
+from engine.models import reply_tokens, resolve_model_dir, sampling_defaults
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -89,6 +89,7 @@ class VllmEngine(HFTextMixin):
             max_context=max_context,
             extra={"engine": "vllm"},
             sampling_defaults=sampling_defaults(self.model_id, folder),
+            reply_tokens=reply_tokens(self.model_id),
         )
 
     def _build(self, folder: Path, max_context: int) -> Any:

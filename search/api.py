@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from search.config import SearchConfig, SearchLimits, preset, with_overrides
 from search.registry import get_strategy
+from search.sizing import DEFAULT_REPLY_TOKENS, widths_for_budget
 
 
 class SearchRequest(BaseModel):
-    """Every knob is optional; unset ones come from the reasoning_effort preset or the defaults."""
+    """Every knob is optional: unset widths are sized to the budget; the rest come from the
+    reasoning_effort preset or the defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -48,12 +50,14 @@ def resolve_search(
     reasoning_effort: str | None,
     limits: SearchLimits,
     default_temperature: float | None = None,
+    reply_tokens: int | None = None,
 ) -> SearchConfig | None:
     """The search a request asks for, or None for plain generation; ValueError naming a bad knob.
 
     `default_temperature` (the request's own `temperature`, else the model's recommended one)
     replaces the generic default: how hot a policy should sample to explore is a property of
     the policy (the bundled Countdown one solves most at 0.3, and far less at 0.8).
+    `reply_tokens` (the model's typical reply length) sizes the widths the request leaves unset.
     """
     if search is None and reasoning_effort is None:
         return None
@@ -65,6 +69,9 @@ def resolve_search(
     try:
         config = with_overrides(base, overrides)
         get_strategy(config.strategy)
+        reply = reply_tokens or DEFAULT_REPLY_TOKENS
+        widths = widths_for_budget(config.strategy, config.budget_tokens, reply, limits, overrides)
+        config = with_overrides(config, dict(widths))
         limits.check(config)
     except ValueError as exc:
         raise ValueError(f"search.{exc}") from None

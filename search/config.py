@@ -61,7 +61,7 @@ class SearchLimits:
     n: int = 32
     beam_width: int = 16
     expansions: int = 8
-    simulations: int = 128
+    simulations: int = 1024  # cheap in themselves: the token budget bounds an MCTS
     max_step_tokens: int = 128
 
     def check(self, config: SearchConfig) -> None:
@@ -72,11 +72,12 @@ class SearchLimits:
                 raise ValueError(f"{f.name} must be <= {limit}, got {value}")
 
 
-# reasoning_effort -> the search it stands for (cheap to expensive).
+# reasoning_effort -> the search it stands for (cheap to expensive); the widths are sized to
+# the budget when the request is resolved (search.sizing).
 REASONING_EFFORT_PRESETS: dict[str, SearchConfig] = {
-    "low": SearchConfig(strategy="best_of_n", budget_tokens=512, n=4),
-    "medium": SearchConfig(strategy="beam", budget_tokens=1536, beam_width=4, expansions=4),
-    "high": SearchConfig(strategy="beam", budget_tokens=4096, beam_width=8, expansions=4),
+    "low": SearchConfig(strategy="best_of_n", budget_tokens=512),
+    "medium": SearchConfig(strategy="beam", budget_tokens=1536),
+    "high": SearchConfig(strategy="beam", budget_tokens=4096),
 }
 
 

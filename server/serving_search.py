@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from engine.protocol import ModelCard
 from search.api import SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext
@@ -48,7 +49,11 @@ def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchC
     effort = None if request.reasoning_effort in NO_SEARCH_EFFORTS else request.reasoning_effort
     try:
         return resolve_search(
-            request.search, effort, state.search.limits, _default_temperature(request, state)
+            request.search,
+            effort,
+            state.search.limits,
+            _default_temperature(request, state),
+            _reply_tokens(request, state),
         )
     except ValueError as exc:
         raise invalid_request(str(exc), _param_of(str(exc)), "invalid_value") from None
@@ -58,8 +63,19 @@ def _default_temperature(request: ChatCompletionRequest, state: ServerState) -> 
     """The request's temperature, else the served model's recommended one, else None."""
     if request.temperature is not None:
         return request.temperature
+    card = _card(request, state)
+    return None if card is None else card.sampling_defaults.get("temperature")
+
+
+def _reply_tokens(request: ChatCompletionRequest, state: ServerState) -> int | None:
+    """The served model's typical reply length, which sizes the widths a request leaves unset."""
+    card = _card(request, state)
+    return None if card is None else card.reply_tokens
+
+
+def _card(request: ChatCompletionRequest, state: ServerState) -> ModelCard | None:
     engine = state.pool.engines.get(request.model)
-    return None if engine is None else engine.card.sampling_defaults.get("temperature")
+    return None if engine is None else engine.card
 
 
 def _param_of(message: str) -> str:

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from engine.models import BUNDLED_MODELS, is_available
+from engine.models import BUNDLED_MODELS, COUNTDOWN_REPLY_TOKENS, is_available
 from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 PRM_SERVED = is_available("countdown-prm")
@@ -80,6 +80,15 @@ def test_search_samples_at_the_requests_then_the_models_temperature(
     response = chat(base_url, **body)
     assert response.status_code == 200, response.text
     assert response.json()["search"]["temperature"] == expected
+
+
+@pytest.mark.parametrize("budget", [240, 480])
+def test_unset_widths_are_sized_to_the_budget_and_the_models_reply_length(base_url: str, budget: int) -> None:
+    search = {"strategy": "best_of_n", "budget_tokens": budget, "prm": False, "trace": True}
+    summary = chat(base_url, search=search).json()["search"]
+    trace = httpx.get(f"{base_url}/v1/traces/{summary['trace_id']}", timeout=30).json()
+    samples = trace["tree"]["tree"]["root"]["children"]
+    assert len(samples) == budget // COUNTDOWN_REPLY_TOKENS
 
 
 def test_tree_search_reuses_cached_prefixes(base_url: str) -> None:
