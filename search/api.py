@@ -6,6 +6,8 @@ ValueError (which always names the offending parameter) to a 400.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from search.config import SearchConfig, SearchLimits, preset, with_overrides
@@ -45,31 +47,36 @@ def parse_search_request(search: dict[str, object]) -> SearchRequest:
         raise ValueError(f"search.{param}: {error['msg']}") from None
 
 
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What the served models recommend for the knobs a request leaves unset. How hot a policy
+    should sample to explore, how long its replies run and how a PRM's step scores combine best
+    are properties of the models (the bundled Countdown policy solves most at 0.3 and far less
+    at 0.8), not of the search."""
+
+    temperature: float | None = None  # the request's own temperature, else the policy's
+    reply_tokens: int | None = None  # the policy's typical reply length: sizes unset widths
+    aggregate: str | None = None  # the PRM's best step aggregation, measured on a tuning split
+
+
 def resolve_search(
     search: dict[str, object] | None,
     reasoning_effort: str | None,
     limits: SearchLimits,
-    default_temperature: float | None = None,
-    reply_tokens: int | None = None,
+    defaults: ModelDefaults = ModelDefaults(),
 ) -> SearchConfig | None:
-    """The search a request asks for, or None for plain generation; ValueError naming a bad knob.
-
-    `default_temperature` (the request's own `temperature`, else the model's recommended one)
-    replaces the generic default: how hot a policy should sample to explore is a property of
-    the policy (the bundled Countdown one solves most at 0.3, and far less at 0.8).
-    `reply_tokens` (the model's typical reply length) sizes the widths the request leaves unset.
-    """
+    """The search a request asks for, or None for plain generation; ValueError naming a bad knob."""
     if search is None and reasoning_effort is None:
         return None
     base = preset(reasoning_effort) if reasoning_effort is not None else SearchConfig()
-    if default_temperature is not None:
-        base = with_overrides(base, {"temperature": default_temperature})
+    recommended = {"temperature": defaults.temperature, "aggregate": defaults.aggregate}
+    base = with_overrides(base, {k: v for k, v in recommended.items() if v is not None})
     request = parse_search_request(search or {})
     overrides = request.model_dump(exclude_none=True)
     try:
         config = with_overrides(base, overrides)
         get_strategy(config.strategy)
-        reply = reply_tokens or DEFAULT_REPLY_TOKENS
+        reply = defaults.reply_tokens or DEFAULT_REPLY_TOKENS
         widths = widths_for_budget(config.strategy, config.budget_tokens, reply, limits, overrides)
         config = with_overrides(config, dict(widths))
         limits.check(config)

@@ -15,8 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import ModelCard
-from search.api import SearchRequest, resolve_search
+from engine.models import recommended_aggregate
+from search.api import ModelDefaults, SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.result import SearchResult
@@ -37,6 +37,7 @@ from server.responses import (
     now_s,
 )
 from server.sampling import resolve_max_tokens
+from server.search_services import PRM_FOR_POLICY
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
 from server.streaming import sse_response
@@ -48,34 +49,25 @@ def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchC
     """The search a request asks for, None for plain sampling, or a 400 naming the bad knob."""
     effort = None if request.reasoning_effort in NO_SEARCH_EFFORTS else request.reasoning_effort
     try:
-        return resolve_search(
-            request.search,
-            effort,
-            state.search.limits,
-            _default_temperature(request, state),
-            _reply_tokens(request, state),
-        )
+        return resolve_search(request.search, effort, state.search.limits, _model_defaults(request, state))
     except ValueError as exc:
         raise invalid_request(str(exc), _param_of(str(exc)), "invalid_value") from None
 
 
-def _default_temperature(request: ChatCompletionRequest, state: ServerState) -> float | None:
-    """The request's temperature, else the served model's recommended one, else None."""
-    if request.temperature is not None:
-        return request.temperature
-    card = _card(request, state)
-    return None if card is None else card.sampling_defaults.get("temperature")
-
-
-def _reply_tokens(request: ChatCompletionRequest, state: ServerState) -> int | None:
-    """The served model's typical reply length, which sizes the widths a request leaves unset."""
-    card = _card(request, state)
-    return None if card is None else card.reply_tokens
-
-
-def _card(request: ChatCompletionRequest, state: ServerState) -> ModelCard | None:
+def _model_defaults(request: ChatCompletionRequest, state: ServerState) -> ModelDefaults:
+    """The request's temperature, else the policy's recommended one; the policy's reply length;
+    the aggregation recommended for the PRM that guides it."""
     engine = state.pool.engines.get(request.model)
-    return None if engine is None else engine.card
+    card = None if engine is None else engine.card
+    temperature = request.temperature
+    if temperature is None and card is not None:
+        temperature = card.sampling_defaults.get("temperature")
+    prm_id = PRM_FOR_POLICY.get(request.model)
+    return ModelDefaults(
+        temperature=temperature,
+        reply_tokens=None if card is None else card.reply_tokens,
+        aggregate=None if prm_id is None else recommended_aggregate(prm_id),
+    )
 
 
 def _param_of(message: str) -> str:
@@ -193,6 +185,7 @@ def _summary(result: SearchResult, state: ServerState, model: str, config: Searc
     summary: dict[str, Any] = {
         "strategy": result.strategy or config.strategy,
         "temperature": config.temperature,
+        "aggregate": config.aggregate,
         "nodes_expanded": stats.num_nodes_expanded,
         "tokens_generated": stats.num_tokens_generated,
         "prompt_tokens_computed": stats.num_prompt_tokens_computed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.api import resolve_search
+from search.api import ModelDefaults, resolve_search
 from search.budget import Budget
 from search.config import REASONING_EFFORT_PRESETS, SearchConfig, SearchLimits
 from search.registry import STRATEGIES, get_strategy
@@ -47,19 +47,30 @@ def test_bad_knob_raises_value_error_naming_it(search, param):
 
 @pytest.mark.parametrize("effort", sorted(REASONING_EFFORT_PRESETS))
 def test_reasoning_effort_presets_resolve_within_default_limits(effort):
-    config = resolve_search(None, effort, LIMITS, reply_tokens=80)
+    config = resolve_search(None, effort, LIMITS, ModelDefaults(reply_tokens=80))
     preset = REASONING_EFFORT_PRESETS[effort]
     assert (config.strategy, config.budget_tokens) == (preset.strategy, preset.budget_tokens)
     assert config.strategy in STRATEGIES
     LIMITS.check(config)
 
 
+def sized(search: dict, reply_tokens: int) -> SearchConfig:
+    config = resolve_search(search, None, LIMITS, ModelDefaults(reply_tokens=reply_tokens))
+    assert config is not None
+    return config
+
+
+def test_recommended_temperature_and_aggregate_apply_unless_the_request_sets_them():
+    defaults = ModelDefaults(temperature=0.3, aggregate="mean")
+    unset = resolve_search({}, None, LIMITS, defaults)
+    assert (unset.temperature, unset.aggregate) == (0.3, "mean")
+    asked = resolve_search({"temperature": 1.0, "aggregate": "last"}, None, LIMITS, defaults)
+    assert (asked.temperature, asked.aggregate) == (1.0, "last")
+
+
 @pytest.mark.parametrize(("strategy", "knob"), [("best_of_n", "n"), ("mcts", "simulations")])
 def test_unset_widths_grow_with_the_budget(strategy, knob):
-    small, large = (
-        resolve_search({"strategy": strategy, "budget_tokens": b}, None, LIMITS, reply_tokens=64)
-        for b in (1024, 2048)
-    )
+    small, large = (sized({"strategy": strategy, "budget_tokens": b}, reply_tokens=64) for b in (1024, 2048))
     assert getattr(large, knob) == 2 * getattr(small, knob)
 
 
@@ -67,22 +78,19 @@ def test_unset_widths_grow_with_the_budget(strategy, knob):
 @pytest.mark.parametrize("reply", [40, 80])
 def test_sized_paths_can_each_finish_a_reply_within_the_budget(budget, reply):
     """Where the budget pays for at least 4 replies (below that, 2 paths are the floor)."""
-    beam, best = (
-        resolve_search({"strategy": s, "budget_tokens": budget}, None, LIMITS, reply_tokens=reply)
-        for s in ("beam", "best_of_n")
-    )
+    beam, best = (sized({"strategy": s, "budget_tokens": budget}, reply) for s in ("beam", "best_of_n"))
     assert 2 < beam.beam_width * beam.expansions and beam.beam_width * beam.expansions * reply <= budget
     assert 2 < best.n and best.n * reply <= budget
 
 
 def test_given_widths_are_kept_and_expansions_follow_the_given_beam_width():
     search = {"strategy": "beam", "budget_tokens": 960, "beam_width": 2, "simulations": 3}
-    config = resolve_search(search, None, LIMITS, reply_tokens=80)
+    config = sized(search, reply_tokens=80)
     assert (config.beam_width, config.expansions, config.simulations) == (2, 6, 3)
 
 
 def test_sized_widths_stop_at_the_limits_instead_of_failing():
-    config = resolve_search({"budget_tokens": LIMITS.budget_tokens}, None, LIMITS, reply_tokens=8)
+    config = sized({"budget_tokens": LIMITS.budget_tokens}, reply_tokens=8)
     assert (config.n, config.simulations) == (LIMITS.n, LIMITS.simulations)
     assert config.beam_width <= LIMITS.beam_width and config.expansions <= LIMITS.expansions
 

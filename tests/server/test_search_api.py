@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from engine.models import BUNDLED_MODELS, COUNTDOWN_REPLY_TOKENS, is_available
+from engine.models import BUNDLED_MODELS, COUNTDOWN_PRM_AGGREGATE, COUNTDOWN_REPLY_TOKENS, is_available
 from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 PRM_SERVED = is_available("countdown-prm")
@@ -80,6 +80,17 @@ def test_search_samples_at_the_requests_then_the_models_temperature(
     response = chat(base_url, **body)
     assert response.status_code == 200, response.text
     assert response.json()["search"]["temperature"] == expected
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"), [({}, COUNTDOWN_PRM_AGGREGATE), ({"aggregate": "last"}, "last")]
+)
+def test_steps_combine_by_the_prms_recommended_aggregation_unless_asked(
+    base_url: str, search: dict[str, Any], expected: str
+) -> None:
+    response = chat(base_url, search={"strategy": "greedy", "prm": False, **search})
+    assert response.status_code == 200, response.text
+    assert response.json()["search"]["aggregate"] == expected
 
 
 @pytest.mark.parametrize("budget", [240, 480])
