@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,21 +22,24 @@ from tqdm import tqdm
 
 from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
-from engine.models import COUNTDOWN_REPLY_TOKENS, resolve_model_dir
+from engine.models import BUNDLED_MODELS, COUNTDOWN_PRM_AGGREGATE, COUNTDOWN_REPLY_TOKENS, resolve_model_dir
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage
 from rewards.countdown.oracle_prm import OracleCountdownPRM
 from rewards.countdown.problems import DEV_SEED, Problem, format_prompt, generate_problems
 from rewards.countdown.verifier import verify_reply
 from rewards.prm import load_prm
-from search.config import SearchConfig, SearchLimits, with_overrides
+from search.api import ModelDefaults, resolve_search
+from search.config import SearchConfig, SearchLimits
 from search.context import PrmScorer, SearchContext
 from search.registry import STRATEGIES
 from search.runner import run_search
-from search.sizing import widths_for_budget
 
 DEFAULT_BUDGETS = "256,512,1024"
 SEED = 0
+BENCH_LIMITS = SearchLimits(max_seconds=600.0)
+"""Dozens of searches share 2 cores here, so one may take minutes of wall time."""
+COUNTDOWN_TEMPERATURE = dict(BUNDLED_MODELS["countdown"].sampling)["temperature"]
 NO_PRM = "none"
 """`--prm none`: score steps by the policy's own step probability (while no PRM is trained)."""
 ORACLE_PRM = "oracle"
@@ -48,11 +52,24 @@ class Cell:
 
     strategy: str
     budget_tokens: int
+    num_problems: int
     accuracy: float
     mean_tokens: float
     prompt_tokens_computed: int
     prompt_tokens_reused: int
     wall_s: float
+    solved: tuple[int, ...]
+    """Indices of the problems solved: cells run on the same problems compare pairwise."""
+
+    @property
+    def standard_error(self) -> float:
+        return math.sqrt(self.accuracy * (1 - self.accuracy) / self.num_problems)
+
+    def versus(self, other: Cell) -> str:
+        """`+won/-lost`: problems this cell solved that `other` did not, and the reverse. On one
+        problem set the difference is far less noisy than two accuracies' standard errors say."""
+        mine, theirs = set(self.solved), set(other.solved)
+        return f"+{len(mine - theirs)}/-{len(theirs - mine)}"
 
 
 @dataclass(frozen=True)
@@ -64,23 +81,24 @@ class Outcome:
 
 
 def search_config(
-    strategy: str,
-    budget: int,
-    temperature: float = SearchConfig.temperature,
-    how: str = SearchConfig.aggregate,
+    strategy: str, budget: int, temperature: float | None = None, aggregate: str | None = None
 ) -> SearchConfig:
-    """The search the server runs for `{"strategy": ..., "budget_tokens": ...}` on `countdown`:
-    widths sized to the budget by the server's own rule."""
-    widths = widths_for_budget(strategy, budget, COUNTDOWN_REPLY_TOKENS, SearchLimits())
-    config = SearchConfig(
-        strategy=strategy,
-        budget_tokens=budget,
-        max_seconds=600.0,
-        seed=SEED,
-        temperature=temperature,
-        aggregate=how,
+    """What the server runs for `{"strategy": ..., "budget_tokens": ...}` on `countdown`: the same
+    resolution, with the models' recommended temperature and aggregation unless overridden."""
+    defaults = ModelDefaults(
+        temperature=COUNTDOWN_TEMPERATURE if temperature is None else temperature,
+        reply_tokens=COUNTDOWN_REPLY_TOKENS,
+        aggregate=aggregate or COUNTDOWN_PRM_AGGREGATE,
     )
-    return with_overrides(config, dict(widths))
+    search = {
+        "strategy": strategy,
+        "budget_tokens": budget,
+        "seed": SEED,
+        "max_seconds": BENCH_LIMITS.max_seconds,
+    }
+    config = resolve_search(search, None, BENCH_LIMITS, defaults)
+    assert config is not None
+    return config
 
 
 async def solve(
@@ -120,11 +138,13 @@ async def run_cell(
     cell = Cell(
         strategy=config.strategy,
         budget_tokens=config.budget_tokens,
+        num_problems=len(outcomes),
         accuracy=sum(o.is_correct for o in outcomes) / len(outcomes),
         mean_tokens=sum(o.tokens for o in outcomes) / len(outcomes),
         prompt_tokens_computed=sum(o.computed for o in outcomes),
         prompt_tokens_reused=sum(o.reused for o in outcomes),
         wall_s=time.monotonic() - began,
+        solved=tuple(i for i, o in enumerate(outcomes) if o.is_correct),
     )
     print(f"{config.strategy}@{config.budget_tokens}: accuracy {cell.accuracy:.3f}", flush=True)
     return cell
@@ -193,8 +213,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--policy", default="countdown", help="bundled policy model id")
     parser.add_argument("--prm", default="countdown-prm", help="bundled PRM model id, 'none' or 'oracle'")
-    parser.add_argument("--temperature", type=float, default=SearchConfig.temperature)
-    parser.add_argument("--aggregate", default=SearchConfig.aggregate, help="step-score aggregation")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help=f"default: the policy's own ({COUNTDOWN_TEMPERATURE})"
+    )
+    parser.add_argument(
+        "--aggregate",
+        default=None,
+        help=f"step-score aggregation; default: the PRM's own ({COUNTDOWN_PRM_AGGREGATE})",
+    )
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=Path("bench/results/strategies.json"))
@@ -212,9 +238,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     cells = asyncio.run(run_all(args))
-    headers = ["strategy", "budget", "accuracy", "mean tokens", "prompt computed", "prompt reused", "wall s"]
+    headers = ["strategy", "budget", "accuracy", "± se", "vs greedy", "mean tokens"]
+    headers += ["prompt computed", "prompt reused", "wall s"]
+    greedy = {c.budget_tokens: c for c in cells if c.strategy == "greedy"}
     rows = [
-        [c.strategy, c.budget_tokens, f"{c.accuracy:.3f}", f"{c.mean_tokens:.0f}"]
+        [c.strategy, c.budget_tokens, f"{c.accuracy:.3f}", f"{c.standard_error:.3f}"]
+        + [c.versus(greedy[c.budget_tokens]) if c.budget_tokens in greedy else "-", f"{c.mean_tokens:.0f}"]
         + [c.prompt_tokens_computed, c.prompt_tokens_reused, f"{c.wall_s:.0f}"]
         for c in cells
     ]

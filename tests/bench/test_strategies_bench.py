@@ -1,0 +1,45 @@
+"""The strategy bench end to end on a few problems: the server's own search configs, paired
+per-problem outcomes, the table, the JSON and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.strategies import main, search_config
+from engine.models import is_available
+from search.config import SearchConfig
+
+pytestmark = pytest.mark.skipif(not is_available("countdown"), reason="countdown weights absent")
+
+
+def test_cells_are_the_searches_the_server_runs_for_countdown() -> None:
+    config = search_config("mcts", 1024)
+    assert (config.temperature, config.aggregate) == (0.3, "mean")  # the bundled models' own
+    assert (config.expansions, config.simulations) == (2, 128)  # sized to the budget
+    assert search_config("best_of_n", 512, temperature=0.7, aggregate="min") == SearchConfig(
+        strategy="best_of_n", budget_tokens=512, n=6, beam_width=2, expansions=3, simulations=64,
+        temperature=0.7, aggregate="min", seed=0, max_seconds=600.0,
+    )  # fmt: skip
+
+
+def test_bench_writes_paired_outcomes_table_json_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "strategies.json"
+    argv = ["--problems", "6", "--budgets", "128,192,256", "--strategies", "greedy,best_of_n"]
+    main([*argv, "--threads", "1", "--out", str(out)])
+    cells = json.loads(out.read_text())["cells"]
+    assert [(c["strategy"], c["budget_tokens"]) for c in cells] == [
+        (s, b) for s in ("greedy", "best_of_n") for b in (128, 192, 256)
+    ]
+    for cell in cells:
+        assert cell["num_problems"] == 6 and cell["accuracy"] == len(cell["solved"]) / 6
+        assert set(cell["solved"]) <= set(range(6)) and 0 < cell["mean_tokens"] <= cell["budget_tokens"]
+    greedy = cells[0]["solved"]
+    assert all(c["solved"] == greedy for c in cells[:3])  # greedy decoding ignores the budget
+    table = capsys.readouterr().out
+    assert "vs greedy" in table and "+0/-0" in table
+    assert out.with_suffix(".png").stat().st_size > 10_000
