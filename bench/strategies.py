@@ -151,7 +151,8 @@ async def run_cell(
 
 
 def plot(cells: list[Cell], path: Path) -> None:
-    """Accuracy against mean generated tokens, one line per strategy."""
+    """Accuracy against mean generated tokens, one line per strategy; greedy, which spends the
+    same tokens at every budget, is a dashed level line with its standard error shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,14 +160,20 @@ def plot(cells: list[Cell], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy in dict.fromkeys(c.strategy for c in cells):
-        points = sorted((c.mean_tokens, c.accuracy) for c in cells if c.strategy == strategy)
+        mine = [c for c in cells if c.strategy == strategy]
+        if strategy == "greedy":
+            level, se = mine[0].accuracy, mine[0].standard_error
+            ax.axhline(level, color="black", linestyle="--", linewidth=1, label="greedy")
+            ax.axhspan(level - se, level + se, color="black", alpha=0.06)
+            continue
+        points = sorted((c.mean_tokens, c.accuracy) for c in mine)
         ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=strategy)
     ax.set_xscale("log")
     ax.set_xlabel("mean generated tokens per problem")
     ax.set_ylabel("accuracy (exact verifier)")
     ax.set_title("Countdown dev: PRM-guided search at equal token budgets")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     print(f"wrote {path}")

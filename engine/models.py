@@ -33,8 +33,9 @@ pass@8 best at 0.3 too (0.415 vs 0.270 at 1.0): the tiny policy explores best wh
 COUNTDOWN_REPLY_TOKENS = 80
 """Three steps and an answer line: greedy replies run about 65 tokens."""
 COUNTDOWN_PRM_AGGREGATE = "mean"
-"""Best-of-6 replies at T=0.3 on 300 tuning problems, picked by countdown-prm: 0.187 by the mean
-of the step scores, 0.167 by their min or the last one."""
+"""The aggregation the strategy bench was tuned with. Picking 1 of 6 in-search replies at T=0.3
+(300 tuning problems, two seeds), countdown-prm is right 0.132 by mean, 0.138 by last, 0.133 by
+product and 0.122 by min, against 0.117 for a random pick: all within noise of each other."""
 
 
 @dataclass(frozen=True)
