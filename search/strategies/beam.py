@@ -1,6 +1,7 @@
 """Step-level beam search guided by the PRM (search-and-learn's `beam_search`).
 
-Each round expands every live beam `expansions` ways in one batched call, scores the new
+Each round expands every live beam `expansions` ways (the root `beam_width * expansions`
+ways) in one batched call, scores the new
 steps, and keeps the `beam_width` best partial paths by aggregated score. Finished paths leave
 the beam; a beam is done when `beam_width` of them exist. Paths cut from the beam are kept:
 while budget is left, the best of them seed the next beam, so the search backtracks to the
@@ -33,6 +34,16 @@ def common_path(nodes: list[Node]) -> list[Node]:
     return shared
 
 
+def samples_per_beam(beams: list[Node], config: SearchConfig) -> int:
+    """`expansions`, except for the root alone, which gets a whole round's `beam_width *
+    expansions` samples (search-and-learn starts from N first steps): sampled only
+    `expansions` ways, the search would start from fewer first steps than best-of-N does, and
+    with the exact labeller as PRM most of its losses to best-of-N were there."""
+    if len(beams) == 1 and beams[0].parent is None:
+        return config.beam_width * config.expansions
+    return config.expansions
+
+
 def rank(nodes: list[Node], config: SearchConfig) -> list[Node]:
     """Best aggregated score first; deeper paths first among equals (they are nearer an answer)."""
     return sorted(nodes, key=lambda n: (path_value(n, config), n.depth), reverse=True)
@@ -51,7 +62,7 @@ async def beam_rounds(
     finished ones to `finished`. Returns the beams still live."""
     done = 0
     while beams and done < width and not ctx.budget.is_exhausted():
-        groups = await expand(ctx, tree, beams, config.expansions, config)
+        groups = await expand(ctx, tree, beams, samples_per_beam(beams, config), config)
         children = [child for group in groups for child in group]
         if not children:
             break

@@ -3,8 +3,9 @@
 The root is expanded into `beam_width` different first steps; each starts an independent
 subtree that is then searched greedily by the PRM (expand `expansions` ways, keep the best
 child). All subtrees advance in the same batched call, so each gets an equal share of the
-token budget, and diversity survives because no subtree can crowd out another. The answer
-is chosen among the subtrees' finished paths by PRM-weighted vote, as for beam search.
+token budget, and diversity survives because no subtree can crowd out another. While budget
+is left after they finish, new subtrees start from first steps not tried yet. The answer is
+chosen among all finished paths by PRM-weighted vote, as for beam search.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ async def advance(
     return [best.get(id(h), h) for h in heads]
 
 
-async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
-    tree = SearchTree(prompt_ids)
+async def search_subtrees(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> list[Node]:
+    """Up to `beam_width` new subtrees from first steps not tried yet, each searched to its end
+    or the budget's; returns their heads ([] when the root yields no new first step)."""
     first = await expand(ctx, tree, [tree.root], config.beam_width, config)
     heads = first[0] if first else []
     await score(ctx, heads, config)
@@ -43,6 +45,22 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if advanced == heads:
             break
         heads = advanced
-    finished = [h for h in heads if h.is_terminal]
+    return heads
+
+
+async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
+    """Rounds of fresh subtrees until the budget is spent: one round of `beam_width` subtrees
+    finished with half of a 1024-token budget unspent."""
+    tree = SearchTree(prompt_ids)
+    finished: list[Node] = []
+    heads: list[Node] = []
+    while not ctx.budget.is_exhausted():
+        round_heads = await search_subtrees(ctx, tree, config)
+        if not round_heads:
+            break
+        heads = round_heads
+        finished.extend(h for h in heads if h.is_terminal)
+        if not all(h.is_terminal for h in heads):
+            break  # the budget ended inside this round
     chosen = vote(finished, config) if finished else best_node(heads, config)
     return build_result(ctx, tree, chosen, config)

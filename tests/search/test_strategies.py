@@ -180,6 +180,35 @@ def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
     assert result.stats.num_tokens_generated > 600 - cfg.beam_width * cfg.expansions * cfg.max_step_tokens
 
 
+def test_beam_starts_from_a_whole_round_of_first_steps(runner, problems):
+    problem = problems[2]
+    cfg = config("beam", 600, beam_width=2, expansions=3, temperature=1.0)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert len(result.tree.root.children) == cfg.beam_width * cfg.expansions
+
+
+def test_dvts_starts_new_subtrees_while_budget_is_left(runner, problems):
+    problem = problems[0]
+    cfg = config("dvts", 800, beam_width=2, expansions=2, temperature=1.0, max_step_tokens=48)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert len(result.tree.root.children) > cfg.beam_width  # a second round of subtrees ran
+    # Rounds stop only when the budget cannot pay for the next steps.
+    assert result.stats.num_tokens_generated > 800 - 2 * cfg.beam_width * cfg.expansions * cfg.max_step_tokens
+
+
+def test_mcts_searches_a_small_budget_instead_of_reserving_it(runner, problems):
+    problem = problems[1]
+    cfg = config("mcts", 256, expansions=2, simulations=64, max_step_tokens=48)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    # Reserving 3 worst-case steps (144 tokens) left room for one expansion of the root (then a
+    # greedy finish, one child per node); planned at the length of the steps actually sampled,
+    # the search expands nodes below it too.
+    searched = [n for n in result.tree.root.walk() if len(n.children) >= cfg.expansions]
+    assert len(searched) >= 2, [len(n.children) for n in result.tree.root.walk()]
+    assert split_reply(result.text).answer_line is not None, result.text
+    assert result.stats.num_tokens_generated <= 256
+
+
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_mcts_keeps_enough_budget_to_finish_an_answer(runner, problems, index):
     problem = problems[index]
