@@ -1,9 +1,11 @@
-"""Train the bundled Countdown PRM from rollout labels, starting from the policy's weights.
+"""Train the bundled Countdown PRM from step labels, starting from the policy's weights.
 
     python -m trainer.prm --policy models/countdown --out models/countdown-prm [--resume]
 
 A `LlamaForTokenClassification` with 2 labels (Qwen2.5-Math-PRM style) is fitted with
-soft-label cross-entropy at the step-end tokens only; p(label 1) is the step score.
+soft-label cross-entropy at the step-end tokens only; p(label 1) is the step score. The labels
+come from Monte-Carlo rollouts by default, or from the exact step checker with `--labels exact`
+(see `trainer.prm_data`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from transformers import (
 from rewards.prm_encoding import StepMarkers, encode_steps
 from trainer.checkpoint import save_model_folder, weights_digest
 from trainer.loop import Batch, OptimConfig, train
-from trainer.prm_data import LabelledReply, PrmDataConfig, load_or_label
+from trainer.prm_data import LabelledReply, PrmDataConfig, add_data_arguments, data_config, load_or_label
 from trainer.schedule import length_grouped_batches
 from trainer.tokenizer import REPLY_SEPARATOR, STEP_END
 
@@ -34,7 +36,8 @@ NUM_THREADS = 2
 ID2LABEL = {0: "error", 1: "correct"}
 FINAL_STEP_PREFIX = "answer:"
 PRM_OPTIM = OptimConfig(steps=160, lr=5e-4, warmup=16, checkpoint_every=40)
-"""Fine-tuning from the policy: lower peak lr, about 7 epochs of the default labelled set."""
+"""Fine-tuning from the policy: lower peak lr, about 7 epochs of the default labelled set.
+(For `--labels exact` with 16k problems x 4 replies: `--steps 2000`, one epoch.)"""
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("models/countdown-prm"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
     parser.add_argument("--steps", type=int, default=PRM_OPTIM.steps)
-    parser.add_argument("--num-problems", type=int, default=PrmDataConfig.num_problems)
-    parser.add_argument("--rollouts", type=int, default=PrmDataConfig.rollouts)
-    parser.add_argument("--rollout-temperature", type=float, default=PrmDataConfig.rollout_temperature)
-    parser.add_argument("--reply-temperature", type=float, default=PrmDataConfig.reply_temperature)
+    parser.add_argument("--lr", type=float, default=PRM_OPTIM.lr)
+    add_data_arguments(parser)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
     args = parser.parse_args(argv)
@@ -187,13 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         out=args.out,
         runs_dir=args.runs_dir,
         resume=args.resume,
-        data=PrmDataConfig(
-            num_problems=args.num_problems,
-            rollouts=args.rollouts,
-            rollout_temperature=args.rollout_temperature,
-            reply_temperature=args.reply_temperature,
-        ),
-        optim=replace(PRM_OPTIM, steps=args.steps),
+        data=data_config(args),
+        optim=replace(PRM_OPTIM, steps=args.steps, lr=args.lr),
     )
     losses = train_prm(run)
     print(f"saved {args.out} final loss {losses[-1]:.4f} in {time.monotonic() - began:.0f}s", flush=True)

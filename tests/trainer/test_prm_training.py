@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
-from rewards.countdown.problems import generate_problems
+from rewards.countdown.problems import format_prompt, generate_problems
+from rewards.countdown.verifier import label_steps
 from rewards.prm import load_prm
 from rewards.prm_encoding import PRM_METADATA_FILE
 from trainer.checkpoint import weights_digest
@@ -28,7 +29,9 @@ from trainer.prm_data import LabelledReply, PrmDataConfig, label_chunk, load_or_
 from trainer.tokenizer import build_tokenizer
 
 TINY = ModelShape(num_layers=1, hidden=32, num_heads=2, mlp=64, max_positions=256)
-DATA = PrmDataConfig(num_problems=6, rollouts=2, prefixes_per_call=4, chunk_problems=3)
+DATA = PrmDataConfig(
+    labels="rollout", num_problems=6, replies_per_problem=1, rollouts=2, prefixes_per_call=4, chunk_problems=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,25 @@ def test_labels_are_rollout_fractions_and_deterministic(tiny_policy: Path) -> No
     for record in first:
         assert len(record.labels) == len(record.steps) <= 5
         assert all(label in (0.0, 0.5, 1.0) for label in record.labels)
+
+
+def test_exact_labels_are_the_step_checker_on_distinct_replies_of_the_real_policy() -> None:
+    policy = Path(__file__).resolve().parents[2] / "models" / "countdown"
+    model = LlamaForCausalLM.from_pretrained(policy, use_safetensors=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    problems = generate_problems(11, 4)
+    config = PrmDataConfig(labels="exact", replies_per_problem=6, reply_temperature=1.0)
+    torch.manual_seed(0)
+    records = label_chunk(model, tokenizer, problems, config)
+    by_prompt = {format_prompt(p): p for p in problems}
+    assert set(by_prompt) == {r.prompt for r in records}
+    assert len(records) > len(problems)  # several distinct samples per problem at T=1
+    assert len({(r.prompt, tuple(r.steps)) for r in records}) == len(records)
+    for record in records:
+        expected = [float(ok) for ok in label_steps(by_prompt[record.prompt], "\n".join(record.steps))]
+        assert record.labels == expected
+    assert config.folder_name("abc") != PrmDataConfig(labels="exact").folder_name("abc")
+    assert config.folder_name("abc") != PrmDataConfig(labels="rollout").folder_name("abc")
 
 
 def test_soft_label_loss_only_reads_step_ends() -> None:
