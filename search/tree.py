@@ -39,6 +39,11 @@ class Node:
         return [child for child in self.children if not child.is_duplicate]
 
     @property
+    def is_cut(self) -> bool:
+        """Ended by the token cap mid-step: a broken step, not an answer to vote for."""
+        return self.finish_reason == "length"
+
+    @property
     def depth(self) -> int:
         return 0 if self.parent is None else self.parent.depth + 1
 

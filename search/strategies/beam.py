@@ -3,7 +3,8 @@
 Each round expands every live beam `expansions` ways (the root `beam_width * expansions`
 ways) in one batched call, scores the new
 steps, and keeps the `beam_width` best partial paths by aggregated score. Finished paths leave
-the beam; a beam is done when `beam_width` of them exist. Paths cut from the beam are kept:
+the beam; a beam is done when `beam_width` of them exist. Near the end of the budget only the
+best beams the budget can still pay full steps for are expanded. Paths cut from the beam are kept:
 while budget is left, the best of them seed the next beam, so the search backtracks to the
 most promising step it dropped instead of stopping with tokens unspent (with the exact step
 labeller as PRM a single beam left ~40% of a 512-token budget unused). The answer is chosen
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import expand, path_value, score
+from search.expand import affordable_nodes, expand, path_value, score
 from search.result import SearchResult, best_node, build_result
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
@@ -62,8 +63,14 @@ async def beam_rounds(
     finished ones to `finished`. Returns the beams still live."""
     done = 0
     while beams and done < width and not ctx.budget.is_exhausted():
-        groups = await expand(ctx, tree, beams, samples_per_beam(beams, config), config)
-        children = [child for group in groups for child in group]
+        k = samples_per_beam(beams, config)
+        affordable = affordable_nodes(ctx, tree, k, config)
+        if affordable == 0:  # not one beam k ways: the best beam, as many ways as fit (>= 1)
+            k, affordable = max(1, min(k, affordable_nodes(ctx, tree, 1, config))), 1
+        pruned.extend(beams[affordable:])  # the weakest wait for a backtrack; beams are ranked
+        beams = beams[:affordable]
+        groups = await expand(ctx, tree, beams, k, config)
+        children = [child for group in groups for child in group if not child.is_cut]
         if not children:
             break
         await score(ctx, children, config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import expand, path_value, score
+from search.expand import affordable_nodes, expand, path_value, score
 from search.result import SearchResult, best_node, build_result
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
@@ -21,8 +21,12 @@ from search.tree import Node, SearchTree
 async def advance(
     ctx: SearchContext, tree: SearchTree, heads: list[Node], config: SearchConfig
 ) -> list[Node]:
-    """One greedy PRM step in every live subtree; finished heads stay as they are."""
-    live = [h for h in heads if not h.is_terminal]
+    """One greedy PRM step in every live subtree the budget can pay full steps for, best first;
+    finished heads and the rest stay as they are."""
+    live = sorted((h for h in heads if not h.is_terminal), key=lambda h: path_value(h, config), reverse=True)
+    live = live[: affordable_nodes(ctx, tree, config.expansions, config)]
+    if not live:
+        return heads
     groups = await expand(ctx, tree, live, config.expansions, config)
     if not groups:
         return heads
@@ -37,6 +41,8 @@ async def advance(
 async def search_subtrees(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> list[Node]:
     """Up to `beam_width` new subtrees from first steps not tried yet, each searched to its end
     or the budget's; returns their heads ([] when the root yields no new first step)."""
+    if not affordable_nodes(ctx, tree, config.beam_width, config):
+        return []
     first = await expand(ctx, tree, [tree.root], config.beam_width, config)
     heads = first[0] if first else []
     await score(ctx, heads, config)
@@ -59,7 +65,7 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if not round_heads:
             break
         heads = round_heads
-        finished.extend(h for h in heads if h.is_terminal)
+        finished.extend(h for h in heads if h.is_terminal and not h.is_cut)
         if not all(h.is_terminal for h in heads):
             break  # the budget ended inside this round
     chosen = vote(finished, config) if finished else best_node(heads, config)

@@ -27,7 +27,7 @@ import math
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import expand, path_value, score, set_priors
+from search.expand import affordable_nodes, expand, path_value, score, set_priors
 from search.result import SearchResult, best_node, build_result
 from search.strategies.greedy import extend_greedily
 from search.tree import Node, SearchTree
@@ -41,8 +41,6 @@ FINISH_RESERVE_STEPS = 3
 so that the best partial path can still be completed greedily into an answer."""
 LEAVES_PER_ROUND = 4
 """Leaves selected (under virtual loss) and expanded together per round."""
-STEP_COST_MARGIN = 4
-"""Tokens allowed per step beyond the longest step this search has sampled."""
 
 
 def puct(parent: Node, child: Node) -> float:
@@ -127,27 +125,13 @@ def has_finished_path(tree: SearchTree) -> bool:
     return any(n.is_terminal and not n.is_duplicate for n in tree.root.walk())
 
 
-def step_cost(tree: SearchTree, config: SearchConfig) -> int:
-    """Tokens to allow for one sampled step: the longest this search has sampled plus a margin,
-    `max_step_tokens` before any. A task's steps are alike in length (Countdown's run 15-22
-    tokens), so planning for the worst case held back 144 tokens where ~60 finish a reply, and
-    left MCTS at a 256-token budget only ~90 tokens of search."""
-    longest = max((len(n.token_ids) for n in tree.root.walk() if n is not tree.root), default=None)
-    if longest is None:
-        return config.max_step_tokens
-    return min(config.max_step_tokens, longest + STEP_COST_MARGIN)
-
-
 def affordable_leaves(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> int:
-    """Leaves whose expansions fit the budget at `step_cost` tokens a step (a larger batch would
-    get a smaller per-sequence cap and cut its steps short). Until a path has finished, a reserve
-    for completing the best partial path is kept out of reach; 0 then means stop searching and
-    finish."""
-    cost = step_cost(tree, config)
+    """Leaves whose expansions fit the budget (`affordable_nodes`). Until a path has finished, a
+    reserve for completing the best partial path is kept out of reach; 0 then means stop
+    searching and finish."""
     if has_finished_path(tree):
-        return max(1, ctx.budget.remaining_tokens() // (config.expansions * cost))
-    spendable = ctx.budget.remaining_tokens() - FINISH_RESERVE_STEPS * cost
-    return max(0, spendable // (config.expansions * cost))
+        return max(1, affordable_nodes(ctx, tree, config.expansions, config))
+    return affordable_nodes(ctx, tree, config.expansions, config, reserve_steps=FINISH_RESERVE_STEPS)
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:

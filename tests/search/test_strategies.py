@@ -187,6 +187,17 @@ def test_beam_starts_from_a_whole_round_of_first_steps(runner, problems):
     assert len(result.tree.root.children) == cfg.beam_width * cfg.expansions
 
 
+@pytest.mark.parametrize("strategy", ["beam", "dvts"])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_a_tight_budget_ends_in_a_whole_answer_not_a_cut_step(runner, problems, strategy, index):
+    problem = problems[index]
+    cfg = config(strategy, 256, beam_width=2, expansions=2, max_step_tokens=48, temperature=0.3)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    assert split_reply(result.text).answer_line is not None, result.text
+    assert result.finish_reason == "stop", result.text  # "length": the path was cut by the cap
+    assert result.stats.num_tokens_generated <= 256
+
+
 def test_dvts_starts_new_subtrees_while_budget_is_left(runner, problems):
     problem = problems[0]
     cfg = config("dvts", 800, beam_width=2, expansions=2, temperature=1.0, max_step_tokens=48)
