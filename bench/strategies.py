@@ -2,6 +2,11 @@
 
     python -m bench.strategies [--problems 300] [--budgets 256,512,1024]
         [--strategies greedy,best_of_n,self_consistency,beam,dvts,mcts,revise] [--concurrency 12]
+        [--update]
+
+`--update` reruns only the strategies named and keeps the other cells of the JSON already at
+`--out` (same problems, budgets and PRM), so a change to one strategy costs minutes, not the
+40-minute grid. Each cell records the commit it ran on.
 
 The outcome verifier is off during search (it only grades the final reply), so this measures
 what PRM-guided search buys at equal generated tokens. Searches for many problems run at once
@@ -12,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -60,6 +67,8 @@ class Cell:
     wall_s: float
     solved: tuple[int, ...]
     """Indices of the problems solved: cells run on the same problems compare pairwise."""
+    commit: str = ""
+    """The git commit the cell ran on (with `+` when the tree had changes)."""
 
     @property
     def standard_error(self) -> float:
@@ -231,6 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=Path("bench/results/strategies.json"))
+    parser.add_argument("--update", action="store_true", help="rerun only --strategies; keep the other cells")
     args = parser.parse_args(argv)
     args.budgets = [int(b) for b in args.budgets.split(",")]
     args.strategies = [s.strip() for s in args.strategies.split(",")]
@@ -240,11 +250,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def current_commit() -> str:
+    """HEAD's short hash, `+` if the working tree differs from it; "" outside a git checkout."""
+
+    def git(*command: str) -> str:
+        run = subprocess.run(["git", *command], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return run.stdout.strip() if run.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+" if head and git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def merged_cells(args: argparse.Namespace, fresh: list[Cell], scorer: str) -> list[Cell]:
+    """`fresh` in place of the same strategies' cells in the JSON at `args.out`; the file must
+    describe the same problems, budgets and scorer, or the cells would not compare."""
+    old = json.loads(args.out.read_text())
+    kept = [Cell(**{**c, "solved": tuple(c["solved"])}) for c in old["cells"]]
+    same = (old["problem_seed"], old["num_problems"], old["scorer"]) == (
+        args.problem_seed,
+        args.problems,
+        scorer,
+    )
+    if not same or {c.budget_tokens for c in kept} != set(args.budgets):
+        raise SystemExit(f"--update: {args.out} holds another problem set, scorer or budgets")
+    rerun = {c.strategy for c in fresh}
+    cells = [c for c in kept if c.strategy not in rerun] + fresh
+    return sorted(cells, key=lambda c: (list(STRATEGIES).index(c.strategy), c.budget_tokens))
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    cells = asyncio.run(run_all(args))
+    scorer = "policy step probability (no PRM)" if args.prm == NO_PRM else f"PRM {args.prm}"
+    commit = current_commit()
+    cells = [replace(c, commit=commit) for c in asyncio.run(run_all(args))]
+    if args.update:
+        cells = merged_cells(args, cells, scorer)
     headers = ["strategy", "budget", "accuracy", "± se", "vs greedy", "mean tokens"]
     headers += ["prompt computed", "prompt reused", "wall s"]
     greedy = {c.budget_tokens: c for c in cells if c.strategy == "greedy"}
@@ -254,7 +296,6 @@ def main(argv: list[str] | None = None) -> None:
         + [c.prompt_tokens_computed, c.prompt_tokens_reused, f"{c.wall_s:.0f}"]
         for c in cells
     ]
-    scorer = "policy step probability (no PRM)" if args.prm == NO_PRM else f"PRM {args.prm}"
     split = "dev" if args.problem_seed == DEV_SEED else "tuning"
     print(f"Countdown {split} (seed {args.problem_seed}), {args.problems} problems, {scorer}, no verifier")
     print_table(headers, rows)

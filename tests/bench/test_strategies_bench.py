@@ -43,3 +43,23 @@ def test_bench_writes_paired_outcomes_table_json_and_plot(
     table = capsys.readouterr().out
     assert "vs greedy" in table and "+0/-0" in table
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_update_reruns_only_the_strategies_named_and_keeps_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "strategies.json"
+    base = ["--problems", "4", "--budgets", "128,192,256", "--threads", "1", "--out", str(out)]
+    main([*base, "--strategies", "greedy,best_of_n"])
+    first = json.loads(out.read_text())["cells"]
+    kept = [c for c in first if c["strategy"] == "greedy"]
+    for cell in kept:
+        cell["wall_s"] = -1.0
+    out.write_text(json.dumps({**json.loads(out.read_text()), "cells": kept + first[3:]}))
+    main([*base, "--strategies", "best_of_n", "--update"])
+    cells = json.loads(out.read_text())["cells"]
+    assert [(c["strategy"], c["budget_tokens"]) for c in cells] == [
+        (s, b) for s in ("greedy", "best_of_n") for b in (128, 192, 256)
+    ]
+    assert [c["wall_s"] for c in cells[:3]] == [-1.0] * 3  # kept, not rerun
+    assert all(c["wall_s"] >= 0 and c["commit"] for c in cells[3:])  # rerun here, on this checkout
+    with pytest.raises(SystemExit, match="another problem set"):
+        main([*base[:1], "5", *base[2:], "--strategies", "best_of_n", "--update"])
