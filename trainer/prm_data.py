@@ -127,6 +127,17 @@ def _rollout_labels(
     return labels
 
 
+def labelled_reply(problem: Problem, prompt: str, reply: str, step_labels: list[float]) -> LabelledReply:
+    """The reply's first `MAX_STEP_LINES` step lines with the first of `step_labels`, then its
+    answer line labelled by whether the reply verifies (only when no step line was left out)."""
+    parts = split_reply(reply)
+    steps = parts.step_lines[:MAX_STEP_LINES]
+    labels = step_labels[: len(steps)]
+    if parts.answer_line is not None and len(parts.step_lines) <= MAX_STEP_LINES:
+        steps, labels = [*steps, parts.answer_line], [*labels, float(verify_reply(problem, reply))]
+    return LabelledReply(prompt=prompt, steps=steps, labels=labels)
+
+
 def exact_chunk(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: list[Problem], config: PrmDataConfig
 ) -> list[LabelledReply]:
@@ -137,13 +148,8 @@ def exact_chunk(
     records: list[LabelledReply] = []
     for problem, prompt, replies in zip(problems, prompts, samples, strict=True):
         for reply in dict.fromkeys(replies):
-            parts = split_reply(reply)
-            steps = parts.step_lines[:MAX_STEP_LINES]
-            labels = [float(ok) for ok in label_steps(problem, reply)][: len(steps)]
-            if parts.answer_line is not None and len(parts.step_lines) <= MAX_STEP_LINES:
-                steps = [*steps, parts.answer_line]
-                labels.append(float(verify_reply(problem, reply)))
-            records.append(LabelledReply(prompt=prompt, steps=steps, labels=labels))
+            step_labels = [float(ok) for ok in label_steps(problem, reply)]
+            records.append(labelled_reply(problem, prompt, reply, step_labels))
     return records
 
 
@@ -168,13 +174,8 @@ def rollout_chunk(
     step_labels = iter(_rollout_labels(model, tokenizer, problems, jobs, config))
     records: list[LabelledReply] = []
     for problem, prompt, reply in zip(problems, prompts, replies, strict=True):
-        parts = split_reply(reply)
-        steps = parts.step_lines[:MAX_STEP_LINES]
-        labels = [next(step_labels) for _ in steps]
-        if parts.answer_line is not None and len(parts.step_lines) <= MAX_STEP_LINES:
-            steps = [*steps, parts.answer_line]
-            labels.append(float(verify_reply(problem, reply)))
-        records.append(LabelledReply(prompt=prompt, steps=steps, labels=labels))
+        num_steps = len(split_reply(reply).step_lines[:MAX_STEP_LINES])
+        records.append(labelled_reply(problem, prompt, reply, [next(step_labels) for _ in range(num_steps)]))
     return records
 
 
