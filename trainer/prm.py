@@ -5,7 +5,7 @@
 A `LlamaForTokenClassification` with 2 labels (Qwen2.5-Math-PRM style) is fitted with
 soft-label cross-entropy at the step-end tokens only; p(label 1) is the step score. The labels
 come from Monte-Carlo rollouts by default, or from the exact step checker with `--labels exact`
-(see `trainer.prm_data`).
+or `--labels ternary` (see `trainer.prm_data`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,13 @@ replies of 16k problems at T=0.3, one epoch (15 min), raised the step AUROC on t
 steps from 0.55/0.51 to 0.63/0.59 but not the pick of 1 in 6 (0.153 either way); 2.5 epochs at
 twice the lr did worse. The bundled PRM is still the rollout one.
 
+`ternary` (PRM800K's positive/neutral/negative): the same replies, but a right step on a dead
+end is graded 0.5 instead of 0, and the steps after a dead end are still graded right or wrong,
+so every step teaches bookkeeping and arithmetic. Measured (2026-12-01, same 61k replies, one
+epoch): AUROC for "this step is right" 0.75 on the first two steps, but 0.53 on the third,
+where the policy's typical slip is a false equation that claims the target; the pick of 1 in 6
+stayed at 0.140 (min). A 4-layer PRM does not check `a*b=c` in one forward pass.
+
 Either way the answer line's label is whether the reply verifies, and work is done in chunks
 cached atomically under `runs/prm/`.
 """
@@ -32,7 +39,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedModel, PreTr
 
 from rewards.countdown.problems import Problem, format_prompt
 from rewards.countdown.steps import split_reply
-from rewards.countdown.verifier import label_steps, verify_reply
+from rewards.countdown.verifier import grade_steps, label_steps, verify_reply
 from trainer.checkpoint import weights_digest
 from trainer.generation import Sampling, continue_texts, reply_prefix
 from trainer.policy_data import training_problems
@@ -44,8 +51,8 @@ MAX_ROLLOUT_TOKENS = 80
 """After at least one step at most ~55 tokens remain; the cap stops runaway rows stalling a batch."""
 
 
-LabelSource = Literal["rollout", "exact"]
-LABEL_SOURCES: tuple[LabelSource, ...] = ("rollout", "exact")
+LabelSource = Literal["rollout", "exact", "ternary"]
+LABEL_SOURCES: tuple[LabelSource, ...] = ("rollout", "exact", "ternary")
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,9 @@ class PrmDataConfig:
 
     def folder_name(self, policy_digest: str) -> str:
         """Cache folder: the labels depend on the policy weights as much as on the sizes."""
-        if self.labels == "exact":
+        if self.labels != "rollout":
             return (
-                f"exact-{policy_digest}-seed{self.seed}-n{self.num_problems}"
+                f"{self.labels}-{policy_digest}-seed{self.seed}-n{self.num_problems}"
                 f"-x{self.replies_per_problem}-r{self.reply_temperature:g}"
             )
         return (
@@ -141,14 +148,18 @@ def labelled_reply(problem: Problem, prompt: str, reply: str, step_labels: list[
 def exact_chunk(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: list[Problem], config: PrmDataConfig
 ) -> list[LabelledReply]:
-    """Sample `replies_per_problem` replies per problem and label each distinct one exactly."""
+    """Sample `replies_per_problem` replies per problem and label each distinct one by the
+    step checker: binary (`exact`) or with dead ends graded neutral (`ternary`)."""
     prompts = [format_prompt(p) for p in problems]
     sampling = Sampling(temperature=config.reply_temperature, num_return_sequences=config.replies_per_problem)
     samples = continue_texts(model, tokenizer, [reply_prefix(p) for p in prompts], sampling)
     records: list[LabelledReply] = []
     for problem, prompt, replies in zip(problems, prompts, samples, strict=True):
         for reply in dict.fromkeys(replies):
-            step_labels = [float(ok) for ok in label_steps(problem, reply)]
+            if config.labels == "ternary":
+                step_labels = grade_steps(problem, reply)
+            else:
+                step_labels = [float(ok) for ok in label_steps(problem, reply)]
             records.append(labelled_reply(problem, prompt, reply, step_labels))
     return records
 
@@ -157,7 +168,7 @@ def label_chunk(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: list[Problem], config: PrmDataConfig
 ) -> list[LabelledReply]:
     """Labelled replies for `problems` from the configured source."""
-    if config.labels == "exact":
+    if config.labels != "rollout":
         return exact_chunk(model, tokenizer, problems, config)
     return rollout_chunk(model, tokenizer, problems, config)
 

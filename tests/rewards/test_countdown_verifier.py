@@ -7,7 +7,14 @@ import pytest
 from rewards.countdown.problems import Problem
 from rewards.countdown.solver import Step
 from rewards.countdown.steps import format_step, parse_step, split_reply
-from rewards.countdown.verifier import first_error_index, label_steps, verify_answer_line, verify_reply
+from rewards.countdown.verifier import (
+    NEUTRAL,
+    first_error_index,
+    grade_steps,
+    label_steps,
+    verify_answer_line,
+    verify_reply,
+)
 
 PROBLEM = Problem((4, 7, 25, 50), 93)
 GOOD_STEPS = ["50-25=25 (4,7,25)", "25*4=100 (7,100)", "100-7=93 (93)"]
@@ -88,6 +95,38 @@ def test_label_steps(
 def test_dead_end_first_step_is_an_error() -> None:
     # 75 with 4 and 7 can make 86, 103, 78, ... but never 93
     assert label_steps(PROBLEM, "50+25=75 (4,7,75)") == [False]
+
+
+@pytest.mark.parametrize(
+    ("steps", "answer", "grades"),
+    [
+        (GOOD_STEPS, "answer: (((50-25)*4)-7)", [1.0, 1.0, 1.0, 1.0]),
+        # a dead end: every step is right, so each is neutral, not wrong
+        (
+            ["50+25=75 (4,7,75)", "75+7=82 (4,82)", "82+4=86 (86)"],
+            "answer: (((50+25)+7)+4)",
+            [NEUTRAL] * 3 + [0.0],
+        ),
+        # a dead end, then the policy's typical slip: a false equation that claims the target
+        (
+            ["50+25=75 (4,7,75)", "75+7=82 (4,82)", "82+4=93 (93)"],
+            "answer: (((50+25)+7)+4)",
+            [NEUTRAL] * 2 + [0.0] * 2,
+        ),
+        # an invented operand: wrong, and so is everything after it
+        (["7*1=7 (4,25,50,7)", "50-25=25 (4,7,25)"], None, [0.0, 0.0]),
+        # right, then a wrong remaining list
+        (
+            ["50-25=25 (4,7,25)", "25*4=100 (7,99)", "100-7=93 (93)"],
+            "answer: (((50-25)*4)-7)",
+            [1.0, 0.0, 0.0, 1.0],
+        ),
+    ],
+)
+def test_grade_steps_separates_dead_ends_from_wrong_steps(
+    steps: list[str], answer: str | None, grades: list[float]
+) -> None:
+    assert grade_steps(PROBLEM, "\n".join(steps + ([answer] if answer else []))) == grades
 
 
 @pytest.mark.parametrize("line", ["79+17=96 (54,4,96)", "100/4=25 (25)", "3*3=9 (3,3,9)"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from rewards.countdown.problems import format_prompt, generate_problems
-from rewards.countdown.verifier import label_steps
+from rewards.countdown.verifier import grade_steps, label_steps
 from rewards.prm import load_prm
 from rewards.prm_encoding import PRM_METADATA_FILE
 from trainer.checkpoint import weights_digest
@@ -60,12 +61,13 @@ def test_labels_are_rollout_fractions_and_deterministic(tiny_policy: Path) -> No
         assert all(label in (0.0, 0.5, 1.0) for label in record.labels)
 
 
-def test_exact_labels_are_the_step_checker_on_distinct_replies_of_the_real_policy() -> None:
+@pytest.mark.parametrize("labels", ["exact", "ternary"])
+def test_checker_labels_are_the_step_checker_on_distinct_replies_of_the_real_policy(labels: str) -> None:
     policy = Path(__file__).resolve().parents[2] / "models" / "countdown"
     model = LlamaForCausalLM.from_pretrained(policy, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(policy)
     problems = generate_problems(11, 4)
-    config = PrmDataConfig(labels="exact", replies_per_problem=6, reply_temperature=1.0)
+    config = PrmDataConfig(labels=labels, replies_per_problem=6, reply_temperature=1.0)  # type: ignore[arg-type]
     torch.manual_seed(0)
     records = label_chunk(model, tokenizer, problems, config)
     by_prompt = {format_prompt(p): p for p in problems}
@@ -73,10 +75,15 @@ def test_exact_labels_are_the_step_checker_on_distinct_replies_of_the_real_polic
     assert len(records) > len(problems)  # several distinct samples per problem at T=1
     assert len({(r.prompt, tuple(r.steps)) for r in records}) == len(records)
     for record in records:
-        expected = [float(ok) for ok in label_steps(by_prompt[record.prompt], "\n".join(record.steps))]
+        reply = "\n".join(record.steps)
+        if labels == "ternary":
+            expected = grade_steps(by_prompt[record.prompt], reply)
+        else:
+            expected = [float(ok) for ok in label_steps(by_prompt[record.prompt], reply)]
         assert record.labels == expected
-    assert config.folder_name("abc") != PrmDataConfig(labels="exact").folder_name("abc")
-    assert config.folder_name("abc") != PrmDataConfig(labels="rollout").folder_name("abc")
+    others = [source for source in ("rollout", "exact", "ternary") if source != labels]
+    for other in others:
+        assert config.folder_name("abc") != replace(config, labels=other).folder_name("abc")  # type: ignore[arg-type]
 
 
 def test_soft_label_loss_only_reads_step_ends() -> None:
