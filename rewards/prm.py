@@ -5,6 +5,7 @@ Styles, each a loader for a local folder (nothing is downloaded):
   a `prm.json` naming its step-end tokens (`rewards.prm_encoding`).
 - `qwen2.5-math-prm`: read as Qwen/Qwen2.5-Math-PRM-7B is (`rewards.prm_qwen`).
 - `math-shepherd`: read as peiyi9979/math-shepherd-mistral-7b-prm is (`rewards.prm_shepherd`).
+- `claim-checker`: a causal LM that scores what each step claims (`rewards.prm_checker`).
 
 `load_prm(folder)` detects the style from the folder's files, so callers that only know a
 folder need not know its format.
@@ -21,6 +22,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from rewards.aggregation import AGGREGATIONS, aggregate
 from rewards.prm_batching import DEFAULT_BATCH_SIZE, PaddedBatchPRM
+from rewards.prm_checker import CHECKER_METADATA_FILE, ClaimCheckerPRM
 from rewards.prm_encoding import PRM_METADATA_FILE, EncodedSteps, StepMarkers, encode_steps
 from rewards.prm_qwen import STEP_SEPARATOR as QWEN_STEP_SEPARATOR
 from rewards.prm_qwen import QwenMathPRM
@@ -30,6 +32,7 @@ from rewards.prm_shepherd import MathShepherdPRM
 __all__ = [
     "AGGREGATIONS",
     "PRM_STYLES",
+    "ClaimCheckerPRM",
     "MathShepherdPRM",
     "ProcessRewardModel",
     "QwenMathPRM",
@@ -75,12 +78,16 @@ PRM_STYLES: dict[str, Callable[[Path], ProcessRewardModel]] = {
     "token-classification": TokenClassificationPRM,
     "qwen2.5-math-prm": QwenMathPRM,
     "math-shepherd": MathShepherdPRM,
+    "claim-checker": ClaimCheckerPRM,
 }
 
 
 def detect_style(folder: Path | str) -> str:
-    """The PRM style of a folder: `prm.json`, else the step marker its tokenizer knows."""
+    """The PRM style of a folder: `checker.json`, `prm.json`, else the step marker its tokenizer
+    knows."""
     folder = Path(folder)
+    if (folder / CHECKER_METADATA_FILE).is_file():
+        return "claim-checker"
     if (folder / PRM_METADATA_FILE).is_file():
         return "token-classification"
     vocab = AutoTokenizer.from_pretrained(folder).get_vocab()

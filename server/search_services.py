@@ -17,7 +17,7 @@ from engine.models import resolve_model_dir
 from engine.options import EngineOptions
 from rewards.countdown.problems import parse_prompt
 from rewards.countdown.verifier import verify_reply
-from rewards.prm import ProcessRewardModel, load_prm
+from rewards.prm import ProcessRewardModel, detect_style, load_prm
 from search.config import SearchLimits
 from search.context import PrmScorer, Verifier
 from server.errors import invalid_request
@@ -30,8 +30,9 @@ PRM_FOR_POLICY = {"countdown": "countdown-prm"}
 
 
 def load_served_prm(folder: Path, backend: str, options: EngineOptions) -> ProcessRewardModel:
-    """The PRM on the engine backend the policy runs on; transformers where vLLM cannot serve it."""
-    if backend == "vllm":
+    """The PRM on the engine backend the policy runs on; transformers where vLLM cannot serve it
+    (vLLM serves token classifiers only: a claim checker reads a causal LM's log-probabilities)."""
+    if backend == "vllm" and detect_style(folder) == "token-classification":
         try:
             from engine.vllm_prm import VllmTokenClassificationPRM
 
