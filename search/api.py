@@ -28,7 +28,9 @@ class SearchRequest(BaseModel):
     beam_width: int | None = Field(default=None, ge=1)
     expansions: int | None = Field(default=None, ge=1)
     simulations: int | None = Field(default=None, ge=1)
-    prm: bool | None = None
+    prm: bool | str | None = None
+    """true/false: steps scored by the policy's PRM or by its own step probability; a string
+    names the served PRM to use."""
     aggregate: str | None = None
     verifier: bool | None = None
     trace: bool | None = None
@@ -73,6 +75,9 @@ def resolve_search(
     base = with_overrides(base, {k: v for k, v in recommended.items() if v is not None})
     request = parse_search_request(search or {})
     overrides = request.model_dump(exclude_none=True)
+    if isinstance(overrides.get("prm"), str):
+        overrides["prm_model"] = overrides["prm"]
+        overrides["prm"] = True
     try:
         config = with_overrides(base, overrides)
         get_strategy(config.strategy)

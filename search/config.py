@@ -31,6 +31,8 @@ class SearchConfig:
     expansions: int = 4
     simulations: int = 16
     prm: bool = True
+    prm_model: str | None = None
+    """Which served PRM scores the steps; None: the one the server pairs with the policy."""
     aggregate: str = "min"
     verifier: bool = False
     trace: bool = False
@@ -50,6 +52,8 @@ class SearchConfig:
             raise ValueError(f"aggregate must be one of {sorted(AGGREGATIONS)}, got {self.aggregate!r}")
         if not self.strategy:
             raise ValueError("strategy must be a non-empty name")
+        if self.prm_model is not None and not self.prm_model:
+            raise ValueError("prm must be true, false or the id of a served PRM, got ''")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ logger = logging.getLogger("ponder.search")
 PRM_FOR_POLICY = {"countdown": "countdown-prm"}
 
 
+def prm_id_for(model_id: str, prm_model: str | None) -> str | None:
+    """The PRM a search on `model_id` uses: the one it names, else the policy's own."""
+    return prm_model or PRM_FOR_POLICY.get(model_id)
+
+
 def load_served_prm(folder: Path, backend: str, options: EngineOptions) -> ProcessRewardModel:
     """The PRM on the engine backend the policy runs on; transformers where vLLM cannot serve it
     (vLLM serves token classifiers only: a claim checker reads a causal LM's log-probabilities)."""
@@ -72,9 +77,17 @@ class SearchServices:
         traces = TraceStore(settings.trace_db)
         return cls(limits, traces, served_prms, settings.engine, settings.engine_options())
 
-    async def prm_for(self, model_id: str) -> PrmScorer:
-        """The PRM that guides `model_id`, or a 400 naming `search.prm` if none is served."""
-        prm_id = PRM_FOR_POLICY.get(model_id)
+    async def prm_for(self, model_id: str, prm_model: str | None = None) -> PrmScorer:
+        """The PRM named by `prm_model`, else the one that guides `model_id`; a 400 naming
+        `search.prm` if it is not served."""
+        prm_id = prm_id_for(model_id, prm_model)
+        if prm_model is not None and prm_model not in self.served_prms:
+            served = ", ".join(self.served_prms) or "none"
+            raise invalid_request(
+                f"The PRM '{prm_model}' is not served (served PRMs: {served}).",
+                "search.prm",
+                "model_not_found",
+            )
         if prm_id is None or prm_id not in self.served_prms:
             raise invalid_request(
                 f"No process reward model is served for '{model_id}'; set search.prm to false.",

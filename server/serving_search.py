@@ -37,7 +37,7 @@ from server.responses import (
     now_s,
 )
 from server.sampling import resolve_max_tokens
-from server.search_services import PRM_FOR_POLICY
+from server.search_services import prm_id_for
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
 from server.streaming import sse_response
@@ -62,7 +62,8 @@ def _model_defaults(request: ChatCompletionRequest, state: ServerState) -> Model
     temperature = request.temperature
     if temperature is None and card is not None:
         temperature = card.sampling_defaults.get("temperature")
-    prm_id = PRM_FOR_POLICY.get(request.model)
+    named = (request.search or {}).get("prm")
+    prm_id = prm_id_for(request.model, named if isinstance(named, str) else None)
     return ModelDefaults(
         temperature=temperature,
         reply_tokens=None if card is None else card.reply_tokens,
@@ -114,7 +115,7 @@ async def _prepare(
     max_context, max_tokens = engine.card.max_context, state.settings.max_tokens
     resolve_max_tokens(len(prompt_ids), request, max_context, max_tokens, "messages")
     user_message = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    prm = await state.search.prm_for(request.model) if config.prm else None
+    prm = await state.search.prm_for(request.model, config.prm_model) if config.prm else None
     verifier = state.search.verifier_for(request.model, user_message) if config.verifier else None
     return SearchContext(engine, user_message, prm=prm, verifier=verifier), prompt_ids
 
@@ -186,6 +187,7 @@ def _summary(result: SearchResult, state: ServerState, model: str, config: Searc
         "strategy": result.strategy or config.strategy,
         "temperature": config.temperature,
         "aggregate": config.aggregate,
+        "prm": prm_id_for(model, config.prm_model) if config.prm else None,
         "nodes_expanded": stats.num_nodes_expanded,
         "tokens_generated": stats.num_tokens_generated,
         "prompt_tokens_computed": stats.num_prompt_tokens_computed,

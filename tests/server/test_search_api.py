@@ -15,6 +15,7 @@ from engine.models import BUNDLED_MODELS, COUNTDOWN_PRM_AGGREGATE, COUNTDOWN_REP
 from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 PRM_SERVED = is_available("countdown-prm")
+CHECKER_SERVED = is_available("countdown-checker")
 BUDGET = 500  # enough for 2 beams x 2 expansions to reach the answer line
 COUNTDOWN_TEMPERATURE = dict(BUNDLED_MODELS["countdown"].sampling)["temperature"]
 PUZZLE = [{"role": "user", "content": "countdown target=93 numbers=4,7,25,50"}]
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(not is_available("countdown"), reason="countdown
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("search_server")
     port = find_free_port()
-    models = "countdown,countdown-prm" if PRM_SERVED else "countdown"
+    models = ",".join(["countdown"] + ["countdown-prm"] * PRM_SERVED + ["countdown-checker"] * CHECKER_SERVED)
     flags = {"--port": port, "--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
     process = start_server_process(flags, folder / "server.log")
     url = f"http://127.0.0.1:{port}"
@@ -91,6 +92,30 @@ def test_steps_combine_by_the_prms_recommended_aggregation_unless_asked(
     response = chat(base_url, search={"strategy": "greedy", "prm": False, **search})
     assert response.status_code == 200, response.text
     assert response.json()["search"]["aggregate"] == expected
+
+
+@pytest.mark.skipif(not (PRM_SERVED and CHECKER_SERVED), reason="bundled PRMs absent")
+@pytest.mark.parametrize(
+    ("prm", "used", "aggregate"),
+    [(True, "countdown-prm", COUNTDOWN_PRM_AGGREGATE), ("countdown-checker", "countdown-checker", "min")],
+)
+def test_search_prm_names_the_served_prm_and_its_aggregation_follows(
+    base_url: str, prm: bool | str, used: str, aggregate: str
+) -> None:
+    search = {"strategy": "best_of_n", "budget_tokens": 240, "n": 2, "prm": prm}
+    response = chat(base_url, search=search)
+    assert response.status_code == 200, response.text
+    summary = response.json()["search"]
+    assert (summary["prm"], summary["aggregate"]) == (used, aggregate)
+    assert summary["prm_calls"] >= 1 and all(0 < s <= 1 for s in summary["step_scores"])
+
+
+@pytest.mark.parametrize(("prm", "code"), [("no-such-prm", "model_not_found"), ("", "invalid_value")])
+def test_an_unserved_or_empty_prm_is_a_400_naming_search_prm(base_url: str, prm: str, code: str) -> None:
+    response = chat(base_url, search={"strategy": "best_of_n", "budget_tokens": 240, "prm": prm})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("search.prm", code)
 
 
 @pytest.mark.parametrize("budget", [240, 480])
