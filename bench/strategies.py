@@ -31,7 +31,7 @@ from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
 from engine.models import (
     BUNDLED_MODELS,
-    COUNTDOWN_PRM_AGGREGATE,
+    COUNTDOWN_DEFAULT_PRM,
     COUNTDOWN_REPLY_TOKENS,
     recommended_aggregate,
     resolve_model_dir,
@@ -103,7 +103,7 @@ def search_config(
     defaults = ModelDefaults(
         temperature=COUNTDOWN_TEMPERATURE if temperature is None else temperature,
         reply_tokens=COUNTDOWN_REPLY_TOKENS,
-        aggregate=aggregate or COUNTDOWN_PRM_AGGREGATE,
+        aggregate=aggregate or recommended_aggregate(COUNTDOWN_DEFAULT_PRM),
     )
     search = {
         "strategy": strategy,
@@ -235,14 +235,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budgets", default=DEFAULT_BUDGETS, help="three comma-separated token budgets")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--policy", default="countdown", help="bundled policy model id")
-    parser.add_argument("--prm", default="countdown-prm", help="bundled PRM model id, 'none' or 'oracle'")
+    parser.add_argument(
+        "--prm", default=COUNTDOWN_DEFAULT_PRM, help="bundled PRM model id, 'none' or 'oracle'"
+    )
     parser.add_argument(
         "--temperature", type=float, default=None, help=f"default: the policy's own ({COUNTDOWN_TEMPERATURE})"
     )
     parser.add_argument(
         "--aggregate",
         default=None,
-        help=f"step-score aggregation; default: the PRM's own ({COUNTDOWN_PRM_AGGREGATE})",
+        help="step-score aggregation; default: the PRM's own (`min` for countdown-checker)",
     )
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a shared machine")

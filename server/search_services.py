@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.models import resolve_model_dir
+from engine.models import COUNTDOWN_DEFAULT_PRM, resolve_model_dir
 from engine.options import EngineOptions
 from rewards.countdown.problems import parse_prompt
 from rewards.countdown.verifier import verify_reply
@@ -26,7 +26,7 @@ from server.trace_store import TraceStore
 
 logger = logging.getLogger("ponder.search")
 
-PRM_FOR_POLICY = {"countdown": "countdown-prm"}
+PRM_FOR_POLICY = {"countdown": COUNTDOWN_DEFAULT_PRM}
 
 
 def prm_id_for(model_id: str, prm_model: str | None) -> str | None:

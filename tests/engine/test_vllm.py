@@ -179,7 +179,7 @@ def test_server_scores_steps_with_the_prm_on_vllm_matching_transformers(tmp_path
     )
 
     async def score_then_close() -> tuple[bool, list[list[float]]]:
-        scorer = await services.prm_for(POLICY)
+        scorer = await services.prm_for(POLICY, "countdown-prm")
         try:
             return isinstance(scorer.prm, VllmTokenClassificationPRM), await scorer.score(
                 format_prompt(problem), paths

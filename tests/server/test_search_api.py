@@ -11,11 +11,20 @@ import httpx
 import openai
 import pytest
 
-from engine.models import BUNDLED_MODELS, COUNTDOWN_PRM_AGGREGATE, COUNTDOWN_REPLY_TOKENS, is_available
+from engine.models import (
+    BUNDLED_MODELS,
+    COUNTDOWN_DEFAULT_PRM,
+    COUNTDOWN_PRM_AGGREGATE,
+    COUNTDOWN_REPLY_TOKENS,
+    is_available,
+    recommended_aggregate,
+)
 from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
-PRM_SERVED = is_available("countdown-prm")
-CHECKER_SERVED = is_available("countdown-checker")
+PRM_SERVED = is_available(COUNTDOWN_DEFAULT_PRM)
+OTHER_PRM = "countdown-prm"
+OTHER_SERVED = is_available(OTHER_PRM)
+DEFAULT_AGGREGATE = recommended_aggregate(COUNTDOWN_DEFAULT_PRM)
 BUDGET = 500  # enough for 2 beams x 2 expansions to reach the answer line
 COUNTDOWN_TEMPERATURE = dict(BUNDLED_MODELS["countdown"].sampling)["temperature"]
 PUZZLE = [{"role": "user", "content": "countdown target=93 numbers=4,7,25,50"}]
@@ -26,7 +35,7 @@ pytestmark = pytest.mark.skipif(not is_available("countdown"), reason="countdown
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("search_server")
     port = find_free_port()
-    models = ",".join(["countdown"] + ["countdown-prm"] * PRM_SERVED + ["countdown-checker"] * CHECKER_SERVED)
+    models = ",".join(["countdown"] + [COUNTDOWN_DEFAULT_PRM] * PRM_SERVED + [OTHER_PRM] * OTHER_SERVED)
     flags = {"--port": port, "--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
     process = start_server_process(flags, folder / "server.log")
     url = f"http://127.0.0.1:{port}"
@@ -84,7 +93,7 @@ def test_search_samples_at_the_requests_then_the_models_temperature(
 
 
 @pytest.mark.parametrize(
-    ("search", "expected"), [({}, COUNTDOWN_PRM_AGGREGATE), ({"aggregate": "last"}, "last")]
+    ("search", "expected"), [({}, DEFAULT_AGGREGATE), ({"aggregate": "last"}, "last")]
 )
 def test_steps_combine_by_the_prms_recommended_aggregation_unless_asked(
     base_url: str, search: dict[str, Any], expected: str
@@ -94,10 +103,10 @@ def test_steps_combine_by_the_prms_recommended_aggregation_unless_asked(
     assert response.json()["search"]["aggregate"] == expected
 
 
-@pytest.mark.skipif(not (PRM_SERVED and CHECKER_SERVED), reason="bundled PRMs absent")
+@pytest.mark.skipif(not (PRM_SERVED and OTHER_SERVED), reason="bundled PRMs absent")
 @pytest.mark.parametrize(
     ("prm", "used", "aggregate"),
-    [(True, "countdown-prm", COUNTDOWN_PRM_AGGREGATE), ("countdown-checker", "countdown-checker", "min")],
+    [(True, COUNTDOWN_DEFAULT_PRM, DEFAULT_AGGREGATE), (OTHER_PRM, OTHER_PRM, COUNTDOWN_PRM_AGGREGATE)],
 )
 def test_search_prm_names_the_served_prm_and_its_aggregation_follows(
     base_url: str, prm: bool | str, used: str, aggregate: str
