@@ -21,9 +21,9 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from rewards.aggregation import AGGREGATIONS, aggregate
-from rewards.prm_batching import DEFAULT_BATCH_SIZE, PaddedBatchPRM
+from rewards.prm_batching import MarkedStepsPRM
 from rewards.prm_checker import CHECKER_METADATA_FILE, ClaimCheckerPRM
-from rewards.prm_encoding import PRM_METADATA_FILE, EncodedSteps, StepMarkers, encode_steps
+from rewards.prm_encoding import PRM_METADATA_FILE
 from rewards.prm_qwen import STEP_SEPARATOR as QWEN_STEP_SEPARATOR
 from rewards.prm_qwen import QwenMathPRM
 from rewards.prm_shepherd import STEP_TAG as SHEPHERD_STEP_TAG
@@ -54,20 +54,10 @@ class ProcessRewardModel(Protocol):
     def score_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]: ...
 
 
-class TokenClassificationPRM(PaddedBatchPRM):
+class TokenClassificationPRM(MarkedStepsPRM):
     """A 2-label token classifier read at step-end tokens; p(label 1) is the step score."""
 
-    def __init__(self, folder: Path | str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        folder = Path(folder)
-        self.markers = StepMarkers.load(folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
-        self.model.eval()
-        self.pad_token_id = int(self.tokenizer.pad_token_id)
-        self.batch_size = batch_size
-
-    def encode(self, prompt: str, steps: list[str]) -> EncodedSteps:
-        return encode_steps(self.tokenizer, self.markers, prompt, steps)
+    model_class = AutoModelForTokenClassification
 
     def positive_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, 2)

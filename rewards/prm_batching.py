@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from rewards.prm_encoding import EncodedSteps
+from rewards.prm_encoding import EncodedSteps, StepMarkers, encode_steps
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -100,3 +101,24 @@ class PaddedBatchPRM(ABC):
     @abstractmethod
     def positive_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """p(step is good) at every token: (B, T) from (B, T) inputs."""
+
+
+class MarkedStepsPRM(PaddedBatchPRM):
+    """A PRM folder of this project's making: its step markers in `prm.json`, steps encoded
+    exactly as the trainer encoded them. Subclasses name the model class to load and say how
+    its output becomes `positive_probs`."""
+
+    model_class: ClassVar[Any]
+    """An `AutoModelFor...` class: how the folder's weights are read."""
+
+    def __init__(self, folder: Path | str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        folder = Path(folder)
+        self.markers = StepMarkers.load(folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = self.model_class.from_pretrained(folder, use_safetensors=True)
+        self.model.eval()
+        self.pad_token_id = int(self.tokenizer.pad_token_id)
+        self.batch_size = batch_size
+
+    def encode(self, prompt: str, steps: list[str]) -> EncodedSteps:
+        return encode_steps(self.tokenizer, self.markers, prompt, steps)

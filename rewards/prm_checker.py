@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
-from rewards.prm_batching import DEFAULT_BATCH_SIZE, PaddedBatchPRM
-from rewards.prm_encoding import EncodedSteps, StepMarkers, encode_steps
+from rewards.prm_batching import DEFAULT_BATCH_SIZE, MarkedStepsPRM
 
 CHECKER_METADATA_FILE = "checker.json"
 
@@ -64,26 +63,19 @@ def claim_scores(
     return scores
 
 
-class ClaimCheckerPRM(PaddedBatchPRM):
+class ClaimCheckerPRM(MarkedStepsPRM):
     """p(the step's claim) under a causal LM trained on true steps only."""
 
+    model_class = AutoModelForCausalLM
+
     def __init__(self, folder: Path | str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        folder = Path(folder)
-        self.markers = StepMarkers.load(folder)
-        self.config = CheckerConfig.load(folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        super().__init__(folder, batch_size)
+        self.config = CheckerConfig.load(Path(folder))
         claim = self.tokenizer.encode(self.config.claim_after, add_special_tokens=False)
         if len(claim) != 1:
             raise ValueError(f"claim_after {self.config.claim_after!r} must be one token, got {claim}")
         self.claim_id = int(claim[0])
         self.step_end_ids = {self.markers.step_end_token_id, self.markers.final_end_token_id}
-        self.model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
-        self.model.eval()
-        self.pad_token_id = int(self.tokenizer.pad_token_id)
-        self.batch_size = batch_size
-
-    def encode(self, prompt: str, steps: list[str]) -> EncodedSteps:
-        return encode_steps(self.tokenizer, self.markers, prompt, steps)
 
     def positive_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
