@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ from trainer.checkpoint import save_model_folder, weights_digest
 from trainer.loop import OptimConfig, train
 from trainer.policy import causal_lm_loss, collate
 from trainer.policy_data import encode_pairs
-from trainer.prm import NUM_THREADS, step_markers
+from trainer.prm import add_fine_tune_arguments, step_markers
 from trainer.prm_data import LabelledReply, PrmDataConfig, load_or_label
 from trainer.schedule import length_grouped_batches
 
@@ -51,7 +51,7 @@ class CheckerRun:
     seed: int = 0
     resume: bool = False
     data: PrmDataConfig = CHECKER_DATA
-    optim: OptimConfig = field(default_factory=lambda: CHECKER_OPTIM)
+    optim: OptimConfig = CHECKER_OPTIM
 
 
 def true_steps(prompt: str, steps: list[str]) -> list[str]:
@@ -119,12 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--policy", type=Path, default=Path("models/countdown"))
-    parser.add_argument("--out", type=Path, default=Path("models/countdown-checker"))
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--steps", type=int, default=CHECKER_OPTIM.steps)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--threads", type=int, default=NUM_THREADS)
+    add_fine_tune_arguments(parser, Path("models/countdown-checker"), CHECKER_OPTIM.steps)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     began = time.monotonic()

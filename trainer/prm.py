@@ -167,19 +167,24 @@ def train_prm(run: PrmRun) -> list[float]:
     return losses
 
 
+def add_fine_tune_arguments(parser: argparse.ArgumentParser, out: Path, steps: int) -> None:
+    """The flags of a model fine-tuned from the policy on its replies (the PRM, the checker)."""
+    parser.add_argument("--policy", type=Path, default=Path("models/countdown"))
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--policy", type=Path, default=Path("models/countdown"))
-    parser.add_argument("--out", type=Path, default=Path("models/countdown-prm"))
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--steps", type=int, default=PRM_OPTIM.steps)
+    add_fine_tune_arguments(parser, Path("models/countdown-prm"), PRM_OPTIM.steps)
     parser.add_argument("--lr", type=float, default=PRM_OPTIM.lr)
     add_data_arguments(parser)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--threads", type=int, default=NUM_THREADS, help="1 is faster on a busy machine")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     began = time.monotonic()
