@@ -28,6 +28,7 @@ class SearchRequest(BaseModel):
     beam_width: int | None = Field(default=None, ge=1)
     expansions: int | None = Field(default=None, ge=1)
     simulations: int | None = Field(default=None, ge=1)
+    rollout: bool | None = None
     prm: bool | str | None = None
     """true/false: steps scored by the policy's PRM or by its own step probability; a string
     names the served PRM to use."""

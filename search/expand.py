@@ -172,11 +172,30 @@ async def sample_replies(
     ctx: SearchContext, tree: SearchTree, parent: Node, n: int, config: SearchConfig
 ) -> list[Node]:
     """`n` complete replies continuing `parent` in one call; returns each reply's last node."""
-    wanted = config.max_step_tokens * MAX_REPLY_TOKENS_PER_STEP_CAP
-    results = await generate(ctx, [parent.prefix_ids(tree.prompt_ids)], n, wanted, config, stop=False)
-    leaves = [_add_chain(ctx, parent, c) for c in results[0]] if results else []
-    _verify(ctx, leaves, config)
-    return leaves
+    groups = await sample_continuations(ctx, tree, [parent], n, config)
+    return groups[0] if groups else []
+
+
+async def sample_continuations(
+    ctx: SearchContext,
+    tree: SearchTree,
+    parents: list[Node],
+    n: int,
+    config: SearchConfig,
+    wanted_tokens: int | None = None,
+) -> list[list[Node]]:
+    """`n` complete replies continuing each of `parents`, all in one call (siblings share
+    their parent's prefill); returns each parent's replies as their last nodes, [] when the
+    budget leaves nothing. `wanted_tokens` caps each reply (default: a full reply's worth)."""
+    wanted = wanted_tokens or config.max_step_tokens * MAX_REPLY_TOKENS_PER_STEP_CAP
+    prefixes = [parent.prefix_ids(tree.prompt_ids) for parent in parents]
+    results = await generate(ctx, prefixes, n, wanted, config, stop=False)
+    if not results:
+        return []
+    pairs = zip(parents, results, strict=True)
+    groups = [[_add_chain(ctx, parent, c) for c in group] for parent, group in pairs]
+    _verify(ctx, [leaf for group in groups for leaf in group], config)
+    return groups
 
 
 def _verify(ctx: SearchContext, nodes: Sequence[Node], config: SearchConfig) -> None:

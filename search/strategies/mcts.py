@@ -1,114 +1,50 @@
-"""Monte Carlo tree search over steps, with the PRM as the value function (no rollouts).
+"""Monte Carlo tree search over steps: PUCT selection, expansion by sampled steps, the PRM as
+the value function, backup to the root (selection statistics in `search.puct`).
 
-Selection follows PUCT with the policy's probability of a step (softmax of sibling step
-logprobs) as the prior; expansion samples `expansions` steps of the selected node; evaluation
-is each new step's aggregated PRM score; the value is backed up to the root.
+The policy's probability of a step (softmax of sibling step logprobs) is its prior. By default
+(`rollout`) a new step is evaluated by rollouts: replies sampled through it to the end, scored
+by the PRM (`mcts_rollout`). With `rollout: false` a step is valued by the PRM's aggregated
+score of the partial path alone, which suits a PRM that judges where a path can still go.
 
-Nodes widen progressively (Coulom 2007; Chaslot et al. 2008): a node is expanded again, `expansions`
-more samples, once its visits allow another batch (`expansions * floor(visits ** PW_ALPHA)`
-children). So the search goes deep along paths the PRM likes and spends new samples where a
-path went wrong, instead of sampling every node equally wide: with the exact step labeller as
-PRM, that is what separates step-level search from best-of-N at small budgets.
+Simulations run in rounds of up to `LEAVES_PER_ROUND` leaves, expanded in one engine call and
+scored in one PRM call. On a CPU a batch of 4 prefixes costs little more than one, so this is
+what makes MCTS as fast per token as beam search.
 
-Simulations run in rounds of up to `LEAVES_PER_ROUND` leaves: a virtual loss on each selected
-path steers the next selection of the round elsewhere (as in AlphaGo's parallel search), and
-the round's leaves are expanded in one engine call and scored in one PRM call. On a CPU a
-batch of 4 prefixes costs little more than one, so this is what makes MCTS as fast per token
-as beam search.
-
-The answer is the best verified leaf, else the best-valued finished leaf. Until some path has
+The answer is a verified reply if there is one, else the PRM-weighted vote over the finished
+replies (as for beam search; on the tuning split it picked right more often than the single
+best-valued reply: 0.347 against 0.320 at 1024 tokens). Without rollouts, until some path has
 finished, `FINISH_RESERVE_STEPS` steps' worth of budget is held back, and if none finishes the
 best partial path is completed greedily with it: a search must end in an answer.
 """
 
 from __future__ import annotations
 
-import math
-
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import affordable_nodes, expand, path_value, score, set_priors
+from search.expand import affordable_nodes, expand, score, set_priors
+from search.puct import backpropagate, node_value, select_open_leaves
 from search.result import SearchResult, best_node, build_result
 from search.strategies.greedy import extend_greedily
+from search.strategies.mcts_rollout import finished_replies, rollout_round
+from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
 
-C_PUCT = 1.0
-"""Exploration weight (AlphaZero's c_puct); values and priors are both in [0, 1]."""
-PW_ALPHA = 0.5
-"""Progressive-widening exponent: a node visited v times may hold floor(v ** 0.5) batches."""
 FINISH_RESERVE_STEPS = 3
-"""While no path has finished, simulations stop this many `max_step_tokens` short of the budget,
-so that the best partial path can still be completed greedily into an answer."""
+"""While no path has finished, step-valued simulations stop this many `max_step_tokens` short of
+the budget, so that the best partial path can still be completed greedily into an answer."""
 LEAVES_PER_ROUND = 4
 """Leaves selected (under virtual loss) and expanded together per round."""
 
 
-def puct(parent: Node, child: Node) -> float:
-    exploration = C_PUCT * child.prior * math.sqrt(parent.visits) / (1 + child.visits)
-    return child.value + exploration
-
-
-def may_widen(node: Node, expansions: int) -> bool:
-    """Whether `node` is owed another batch of samples (duplicates count: they were sampled)."""
-    batches = max(1, math.floor(node.visits**PW_ALPHA))
-    return len(node.children) < expansions * batches
-
-
-def select(root: Node, expansions: int) -> Node:
-    """Descend by PUCT to a node that is finished or owed samples (unexpanded included)."""
-    node = root
-    while not node.is_terminal and not may_widen(node, expansions):
-        node = max(node.distinct_children(), key=lambda child: puct(node, child))
-    return node
-
-
-def backpropagate(node: Node | None, value: float) -> None:
-    while node is not None:
-        node.visits += 1
-        node.value_sum += value
-        node = node.parent
-
-
-def add_virtual_loss(node: Node | None, sign: int) -> None:
-    """A pending visit worth 0 on the path (sign=+1), or its removal (sign=-1)."""
-    while node is not None:
-        node.visits += sign
-        node = node.parent
-
-
-def select_round(root: Node, count: int, expansions: int) -> list[Node]:
-    """Up to `count` distinct leaves, each selected under the virtual losses of those before.
-
-    A leaf selected again gets one more virtual loss and the selection is retried, so a
-    dominant branch yields to the runner-up after a few tries instead of ending the round.
-    """
-    leaves: list[Node] = []
-    losses: list[Node] = []
-    for _ in range(2 * count):
-        if len(leaves) == count:
-            break
-        leaf = select(root, expansions)
-        if leaf is root:
-            leaves.append(leaf)  # unexpanded root: nothing else exists to select
-            break
-        if not any(leaf is chosen for chosen in leaves):
-            leaves.append(leaf)
-        losses.append(leaf)
-        add_virtual_loss(leaf, +1)
-    for leaf in losses:
-        add_virtual_loss(leaf, -1)
-    return leaves
-
-
-async def simulate_round(ctx: SearchContext, tree: SearchTree, count: int, config: SearchConfig) -> int:
-    """One batched selection-expansion-evaluation-backup round; returns the simulations done
-    (0 when nothing could be expanded)."""
-    leaves = select_round(tree.root, count, config.expansions)
-    for leaf in (leaf for leaf in leaves if leaf.is_terminal):
-        backpropagate(leaf, min(1.0, path_value(leaf, config)))
-    open_leaves = [leaf for leaf in leaves if not leaf.is_terminal]
+async def step_value_round(ctx: SearchContext, tree: SearchTree, count: int, config: SearchConfig) -> int:
+    """One batched selection-expansion-evaluation-backup round with the PRM's partial-path
+    score as value; returns the simulations done (0 when nothing could be expanded)."""
+    count = min(count, affordable_leaves(ctx, tree, config))
+    if count == 0:
+        return 0
+    selected, open_leaves = select_open_leaves(tree.root, count, config)
     if not open_leaves:
-        return len(leaves)
+        return selected
     groups = await expand(ctx, tree, open_leaves, config.expansions, config)
     if not groups:
         return 0
@@ -117,8 +53,8 @@ async def simulate_round(ctx: SearchContext, tree: SearchTree, count: int, confi
         set_priors(leaf.distinct_children())
     await score(ctx, children, config)
     for child in children:
-        backpropagate(child, min(1.0, path_value(child, config)))
-    return len(leaves)
+        backpropagate(child, node_value(child, config))
+    return selected
 
 
 def has_finished_path(tree: SearchTree) -> bool:
@@ -134,21 +70,27 @@ def affordable_leaves(ctx: SearchContext, tree: SearchTree, config: SearchConfig
     return affordable_nodes(ctx, tree, config.expansions, config, reserve_steps=FINISH_RESERVE_STEPS)
 
 
+def answer(tree: SearchTree, config: SearchConfig) -> Node:
+    """A verified reply, else the vote over finished replies, else the best node (to finish)."""
+    nodes = [n for n in tree.root.walk() if n is not tree.root and not n.is_duplicate]
+    verified = [n for n in nodes if n.is_verified]
+    replies = finished_replies(tree)
+    if config.rollout and replies and not verified:
+        return vote(replies, config) or tree.root
+    finished = [n for n in nodes if n.is_terminal]
+    return best_node(verified or finished or nodes, config) or tree.root
+
+
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
     tree = SearchTree(prompt_ids)
+    simulate = rollout_round if config.rollout else step_value_round
     done = 0
     while done < config.simulations and not ctx.budget.is_exhausted():
-        count = min(LEAVES_PER_ROUND, config.simulations - done, affordable_leaves(ctx, tree, config))
-        if count == 0:
-            break
-        progress = await simulate_round(ctx, tree, count, config)
+        progress = await simulate(ctx, tree, min(LEAVES_PER_ROUND, config.simulations - done), config)
         if not progress:
             break
         done += progress
-    nodes = [n for n in tree.root.walk() if n is not tree.root and not n.is_duplicate]
-    verified = [n for n in nodes if n.is_verified]
-    finished = [n for n in nodes if n.is_terminal]
-    chosen = best_node(verified or finished or nodes, config) or tree.root
+    chosen = answer(tree, config)
     if not chosen.is_terminal:  # from the root when the budget was too small to search
         chosen = await extend_greedily(ctx, tree, chosen, config)
         await score(ctx, [chosen], config)

@@ -38,6 +38,7 @@ def test_unknown_strategy_lists_the_valid_names():
         ({"max_step_tokens": LIMITS.max_step_tokens + 1}, "max_step_tokens"),
         ({"beam_size": 4}, "beam_size"),
         ({"n": "many"}, "n"),
+        ({"rollout": "sometimes"}, "rollout"),
     ],
 )
 def test_bad_knob_raises_value_error_naming_it(search, param):
@@ -106,6 +107,11 @@ def test_no_search_means_plain_generation_and_overrides_apply():
     assert config is not None
     assert (config.strategy, config.simulations) == ("mcts", 5)
     assert config.budget_tokens == REASONING_EFFORT_PRESETS["low"].budget_tokens
+
+
+def test_mcts_rolls_out_unless_asked_not_to():
+    assert sized({"strategy": "mcts"}, reply_tokens=80).rollout
+    assert not sized({"strategy": "mcts", "rollout": False}, reply_tokens=80).rollout
 
 
 @pytest.mark.parametrize(

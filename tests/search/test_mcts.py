@@ -3,7 +3,7 @@ test_strategies.py on the real models)."""
 
 from __future__ import annotations
 
-from search.strategies.mcts import backpropagate, select, select_round
+from search.puct import backpropagate, select, select_round
 from search.tree import Node
 
 

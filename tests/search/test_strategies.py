@@ -16,6 +16,7 @@ from search.config import SearchConfig
 from search.expand import path_value
 from search.registry import STRATEGIES
 from search.runner import run_search
+from search.strategies.mcts_rollout import finished_replies
 
 SMALL = {"n": 3, "beam_width": 2, "expansions": 2, "simulations": 10, "max_step_tokens": 24, "seed": 7}
 IDLE_WAIT_S = 5.0
@@ -164,11 +165,38 @@ def test_without_prm_steps_are_scored_by_policy_probability(runner, problems):
 
 def test_mcts_expands_several_leaves_per_engine_call(runner, problems):
     problem = problems[1]
-    cfg = config("mcts", 2000, simulations=12, expansions=2)
+    cfg = config("mcts", 2000, simulations=12, expansions=2, rollout=False)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     stats = result.stats
     assert stats.num_nodes_expanded >= 4, stats
     assert stats.num_engine_calls < stats.num_nodes_expanded, stats
+
+
+def test_mcts_rolls_out_several_leaves_per_engine_call(runner, problems):
+    problem = problems[1]
+    cfg = config("mcts", 2000, simulations=12, expansions=2)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    replies = [n for n in result.tree.root.walk() if n.is_terminal]
+    # One leaf per call would give `expansions` replies a call; the first call is the root's alone.
+    assert len(replies) > cfg.expansions * result.stats.num_engine_calls, result.stats
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_mcts_values_each_step_by_the_whole_replies_through_it(runner, problems, index):
+    problem = problems[index]
+    cfg = config("mcts", 500, expansions=2, simulations=64, max_step_tokens=48, temperature=1.0)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    root = result.tree.root
+    firsts = root.distinct_children()
+    assert len(firsts) >= 2 and root.visits == sum(c.visits for c in firsts)  # every backup reached the root
+    replies = finished_replies(result.tree)
+    for first in firsts:  # no value without a reply below it: rollouts run to the end
+        below = [r for r in replies if first in r.path()]
+        assert below and first.visits >= len(below) and 0 <= first.value <= 1
+    # Rollouts are planned at the length of the replies seen, so none was cut by the cap.
+    assert not [n for n in root.walk() if n.is_terminal and n.is_cut]
+    assert result.text in {r.reply_text() for r in replies}
+    assert result.stats.num_tokens_generated <= 500
 
 
 def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
@@ -209,7 +237,7 @@ def test_dvts_starts_new_subtrees_while_budget_is_left(runner, problems):
 
 def test_mcts_searches_a_small_budget_instead_of_reserving_it(runner, problems):
     problem = problems[1]
-    cfg = config("mcts", 256, expansions=2, simulations=64, max_step_tokens=48)
+    cfg = config("mcts", 256, expansions=2, simulations=64, max_step_tokens=48, rollout=False)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     # Reserving 3 worst-case steps (144 tokens) left room for one expansion of the root (then a
     # greedy finish, one child per node); planned at the length of the steps actually sampled,
@@ -221,17 +249,19 @@ def test_mcts_searches_a_small_budget_instead_of_reserving_it(runner, problems):
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_mcts_keeps_enough_budget_to_finish_an_answer(runner, problems, index):
+@pytest.mark.parametrize("rollout", [True, False])
+def test_mcts_keeps_enough_budget_to_finish_an_answer(runner, problems, index, rollout):
     problem = problems[index]
-    cfg = config("mcts", 256, expansions=4, simulations=64, max_step_tokens=32)
+    cfg = config("mcts", 256, expansions=4, simulations=64, max_step_tokens=32, rollout=rollout)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     assert split_reply(result.text).answer_line is not None, result.text
     assert result.stats.num_tokens_generated <= 256
 
 
-def test_mcts_below_its_reserve_decodes_greedily(runner, problems):
+@pytest.mark.parametrize("rollout", [True, False])
+def test_mcts_below_its_reserve_decodes_greedily(runner, problems, rollout):
     problem = problems[0]
-    cfg = config("mcts", 100, expansions=4, max_step_tokens=48)
+    cfg = config("mcts", 100, expansions=4, max_step_tokens=48, rollout=rollout)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     plain = config("greedy", 100)
     greedy = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), plain))

@@ -92,9 +92,7 @@ def test_search_samples_at_the_requests_then_the_models_temperature(
     assert response.json()["search"]["temperature"] == expected
 
 
-@pytest.mark.parametrize(
-    ("search", "expected"), [({}, DEFAULT_AGGREGATE), ({"aggregate": "last"}, "last")]
-)
+@pytest.mark.parametrize(("search", "expected"), [({}, DEFAULT_AGGREGATE), ({"aggregate": "last"}, "last")])
 def test_steps_combine_by_the_prms_recommended_aggregation_unless_asked(
     base_url: str, search: dict[str, Any], expected: str
 ) -> None:
