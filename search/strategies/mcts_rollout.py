@@ -16,7 +16,7 @@ from __future__ import annotations
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import STEP_COST_MARGIN, sample_continuations, score, set_priors, step_cost
-from search.puct import backpropagate, node_value, select_open_leaves
+from search.puct import backpropagate, node_value, puct, select_open_leaves
 from search.tree import Node, SearchTree
 
 FIRST_REPLY_STEPS = 4
@@ -44,7 +44,8 @@ def affordable_rollouts(
     ctx: SearchContext, tree: SearchTree, leaves: list[Node], config: SearchConfig
 ) -> tuple[list[Node], int]:
     """The leaves (in selection order) and rollouts per leaf that fit the budget, all planned
-    at the cost of the dearest: `expansions` each, else one for the first leaf that fits. A
+    at the cost of the dearest: `expansions` each, else one for the first leaf that fits, else
+    one from the first step below a leaf (by PUCT) that the rest of the budget can finish. A
     rollout the cap cut short would be no reply at all, so none is started that may not fit."""
     remaining = ctx.budget.remaining_tokens()
     for k in dict.fromkeys((config.expansions, 1)):
@@ -55,7 +56,23 @@ def affordable_rollouts(
                 kept.append(leaf)
         if kept:
             return kept, k
+    for leaf in leaves:
+        deeper = descend_to_affordable(tree, leaf, remaining, config)
+        if deeper is not None:
+            return [deeper], 1
     return [], 0
+
+
+def descend_to_affordable(tree: SearchTree, leaf: Node, remaining: int, config: SearchConfig) -> Node | None:
+    """The first node on `leaf`'s PUCT path downwards whose rollout fits in `remaining` tokens:
+    the budget's last tokens buy one more reply from deeper in a promising path."""
+    node = leaf
+    while rollout_cost(tree, node, config) > remaining:
+        children = node.distinct_children()
+        if not children:
+            return None
+        node = max(children, key=lambda child: puct(node, child))
+    return None if node.is_terminal else node
 
 
 def chain_head(end: Node, parent: Node) -> Node:

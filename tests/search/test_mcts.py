@@ -3,8 +3,10 @@ test_strategies.py on the real models)."""
 
 from __future__ import annotations
 
+from search.config import SearchConfig
 from search.puct import backpropagate, select, select_round
-from search.tree import Node
+from search.strategies.mcts_rollout import descend_to_affordable, rollout_cost
+from search.tree import Node, SearchTree
 
 
 def tree_with_children(values: list[float]) -> tuple[Node, list[Node]]:
@@ -46,3 +48,25 @@ def test_selection_follows_the_better_child_downwards():
     grandchild = children[1].add_child(Node(text="deeper"))
     backpropagate(grandchild, 0.9)
     assert select(root, expansions=1) is grandchild
+
+
+def reply_chain(parent: Node, tokens_per_step: list[int], value: float) -> list[Node]:
+    """A finished reply hung under `parent`, one node per step, its value backed up."""
+    nodes = []
+    for i, n in enumerate(tokens_per_step):
+        parent = parent.add_child(Node(token_ids=[0] * n, text=f"step {i}", prior=1.0))
+        nodes.append(parent)
+    parent.is_terminal, parent.finish_reason = True, "stop"
+    backpropagate(parent, value)
+    return nodes
+
+
+def test_the_last_tokens_buy_a_rollout_from_deeper_in_the_best_path():
+    tree = SearchTree([1, 2, 3])
+    good = reply_chain(tree.root, [20, 20, 20, 10], 0.9)
+    reply_chain(tree.root, [20, 20, 20, 10], 0.1)
+    config = SearchConfig(max_step_tokens=24)
+    # A whole reply is planned at 70 + 4 tokens; 40 left pays only for the last two steps.
+    assert rollout_cost(tree, tree.root, config) == 74
+    assert descend_to_affordable(tree, tree.root, 40, config) is good[1]
+    assert descend_to_affordable(tree, tree.root, 10, config) is None  # not even the last step
