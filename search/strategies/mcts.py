@@ -4,7 +4,9 @@ the value function, backup to the root (selection statistics in `search.puct`).
 The policy's probability of a step (softmax of sibling step logprobs) is its prior. By default
 (`rollout`) a new step is evaluated by rollouts: replies sampled through it to the end, scored
 by the PRM (`mcts_rollout`). With `rollout: false` a step is valued by the PRM's aggregated
-score of the partial path alone, which suits a PRM that judges where a path can still go.
+score of the partial path alone. That needs a PRM that sees whether a path can still reach
+an answer: with the exact step labeller as PRM it beat rollouts at 1024 tokens (0.467 against
+0.400 on the tuning split) and lost below (0.207/0.293 against 0.253/0.340 at 256/512).
 
 Simulations run in rounds of up to `LEAVES_PER_ROUND` leaves, expanded in one engine call and
 scored in one PRM call. On a CPU a batch of 4 prefixes costs little more than one, so this is
