@@ -244,7 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--aggregate",
         default=None,
-        help="step-score aggregation; default: the PRM's own (`min` for countdown-checker)",
+        help="step-score aggregation; default: the PRM's own "
+        f"(`{recommended_aggregate(COUNTDOWN_DEFAULT_PRM)}` for {COUNTDOWN_DEFAULT_PRM})",
     )
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a shared machine")

@@ -182,12 +182,11 @@ async def sample_continuations(
     parents: list[Node],
     n: int,
     config: SearchConfig,
-    wanted_tokens: int | None = None,
 ) -> list[list[Node]]:
     """`n` complete replies continuing each of `parents`, all in one call (siblings share
     their parent's prefill); returns each parent's replies as their last nodes, [] when the
-    budget leaves nothing. `wanted_tokens` caps each reply (default: a full reply's worth)."""
-    wanted = wanted_tokens or config.max_step_tokens * MAX_REPLY_TOKENS_PER_STEP_CAP
+    budget leaves nothing."""
+    wanted = config.max_step_tokens * MAX_REPLY_TOKENS_PER_STEP_CAP
     prefixes = [parent.prefix_ids(tree.prompt_ids) for parent in parents]
     results = await generate(ctx, prefixes, n, wanted, config, stop=False)
     if not results:

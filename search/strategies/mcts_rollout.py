@@ -12,6 +12,8 @@ past best-of-N (0.213/0.267/0.303) at 512 and 1024.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import STEP_COST_MARGIN, sample_continuations, score, set_priors, step_cost
@@ -31,12 +33,24 @@ def finished_replies(tree: SearchTree) -> list[Node]:
     return [n for n in tree.root.walk() if n.is_terminal and not n.is_cut and not n.is_duplicate]
 
 
-def rollout_cost(tree: SearchTree, node: Node, config: SearchConfig) -> int:
-    """Tokens to plan for one rollout from `node`: the longest reply finished so far (before
-    any, `FIRST_REPLY_STEPS` steps) less what `node`'s path already holds."""
+@dataclass(frozen=True)
+class RolloutPlan:
+    """What a rollout is planned to cost this round, measured from the tree once: a whole
+    reply is the longest finished so far (before any, `FIRST_REPLY_STEPS` steps), and a
+    rollout from a node costs that less what the node's path already holds, at least a step."""
+
+    reply_tokens: int
+    step_tokens: int
+
+    def cost(self, node: Node) -> int:
+        return max(self.step_tokens, self.reply_tokens - path_tokens(node))
+
+
+def rollout_plan(tree: SearchTree, config: SearchConfig) -> RolloutPlan:
+    step = step_cost(tree, config)
     replies = [path_tokens(n) for n in finished_replies(tree)]
-    full = max(replies) + STEP_COST_MARGIN if replies else FIRST_REPLY_STEPS * step_cost(tree, config)
-    return max(step_cost(tree, config), full - path_tokens(node))
+    full = max(replies) + STEP_COST_MARGIN if replies else FIRST_REPLY_STEPS * step
+    return RolloutPlan(reply_tokens=full, step_tokens=step)
 
 
 def affordable_rollouts(
@@ -46,27 +60,30 @@ def affordable_rollouts(
     at the cost of the dearest: `expansions` each, else one for the first leaf that fits, else
     one from the first step below a leaf (by PUCT) that the rest of the budget can finish. A
     rollout the cap cut short would be no reply at all, so none is started that may not fit."""
+    plan = rollout_plan(tree, config)
     remaining = ctx.budget.remaining_tokens()
     for k in dict.fromkeys((config.expansions, 1)):
         kept: list[Node] = []
+        dearest = 0
         for leaf in leaves:
-            dearest = max(rollout_cost(tree, n, config) for n in [*kept, leaf])
-            if (len(kept) + 1) * k * dearest <= remaining:
+            cost = max(dearest, plan.cost(leaf))
+            if (len(kept) + 1) * k * cost <= remaining:
                 kept.append(leaf)
+                dearest = cost
         if kept:
             return kept, k
     for leaf in leaves:
-        deeper = descend_to_affordable(tree, leaf, remaining, config)
+        deeper = descend_to_affordable(plan, leaf, remaining)
         if deeper is not None:
             return [deeper], 1
     return [], 0
 
 
-def descend_to_affordable(tree: SearchTree, leaf: Node, remaining: int, config: SearchConfig) -> Node | None:
+def descend_to_affordable(plan: RolloutPlan, leaf: Node, remaining: int) -> Node | None:
     """The first node on `leaf`'s PUCT path downwards whose rollout fits in `remaining` tokens:
     the budget's last tokens buy one more reply from deeper in a promising path."""
     node = leaf
-    while rollout_cost(tree, node, config) > remaining:
+    while plan.cost(node) > remaining:
         children = node.distinct_children()
         if not children:
             return None

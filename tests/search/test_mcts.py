@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.puct import backpropagate, select, select_round
-from search.strategies.mcts_rollout import descend_to_affordable, rollout_cost
+from search.strategies.mcts_rollout import descend_to_affordable, rollout_plan
 from search.tree import Node, SearchTree
 
 
@@ -67,6 +67,7 @@ def test_the_last_tokens_buy_a_rollout_from_deeper_in_the_best_path():
     reply_chain(tree.root, [20, 20, 20, 10], 0.1)
     config = SearchConfig(max_step_tokens=24)
     # A whole reply is planned at 70 + 4 tokens; 40 left pays only for the last two steps.
-    assert rollout_cost(tree, tree.root, config) == 74
-    assert descend_to_affordable(tree, tree.root, 40, config) is good[1]
-    assert descend_to_affordable(tree, tree.root, 10, config) is None  # not even the last step
+    plan = rollout_plan(tree, config)
+    assert plan.cost(tree.root) == 74
+    assert descend_to_affordable(plan, tree.root, 40) is good[1]
+    assert descend_to_affordable(plan, tree.root, 10) is None  # not even the last step
