@@ -80,11 +80,43 @@ class Cell:
     def standard_error(self) -> float:
         return math.sqrt(self.accuracy * (1 - self.accuracy) / self.num_problems)
 
-    def versus(self, other: Cell) -> str:
-        """`+won/-lost`: problems this cell solved that `other` did not, and the reverse. On one
-        problem set the difference is far less noisy than two accuracies' standard errors say."""
+    def won_lost(self, other: Cell) -> tuple[int, int]:
+        """Problems this cell solved that `other` did not, and the reverse. On one problem set
+        the difference is far less noisy than two accuracies' standard errors say."""
         mine, theirs = set(self.solved), set(other.solved)
-        return f"+{len(mine - theirs)}/-{len(theirs - mine)}"
+        return len(mine - theirs), len(theirs - mine)
+
+    def versus(self, other: Cell) -> str:
+        won, lost = self.won_lost(other)
+        return f"+{won}/-{lost}"
+
+    def paired_z(self, other: Cell) -> float:
+        """The accuracy difference over its paired standard error (McNemar's): only problems one
+        cell solved and the other did not vary it, so 1000 problems resolve 2 points."""
+        won, lost = self.won_lost(other)
+        variance = won + lost - (won - lost) ** 2 / self.num_problems
+        return (won - lost) / math.sqrt(variance) if variance > 0 else 0.0
+
+
+TREE_STRATEGIES = ("beam", "mcts")
+SAMPLING_BASELINES = ("best_of_n", "self_consistency")
+"""What the PRM-guided tree searches must beat at equal budget (issue 4's must-show)."""
+
+
+def comparison_rows(cells: list[Cell]) -> list[list[object]]:
+    """Each tree strategy against each sampling baseline at every budget both ran."""
+    by_key = {(c.strategy, c.budget_tokens): c for c in cells}
+    budgets = sorted({c.budget_tokens for c in cells})
+    rows: list[list[object]] = []
+    for tree in TREE_STRATEGIES:
+        for baseline in SAMPLING_BASELINES:
+            for budget in budgets:
+                mine, theirs = by_key.get((tree, budget)), by_key.get((baseline, budget))
+                if mine is not None and theirs is not None:
+                    difference = f"{mine.accuracy - theirs.accuracy:+.3f}"
+                    rows.append([f"{tree} vs {baseline}", budget, difference, mine.versus(theirs)])
+                    rows[-1].append(f"{mine.paired_z(theirs):+.1f}")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -309,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     split = "dev" if args.problem_seed == DEV_SEED else "tuning"
     print(f"Countdown {split} (seed {args.problem_seed}), {args.problems} problems, {scorer}, no verifier")
     print_table(headers, rows)
+    comparisons = comparison_rows(cells)
+    if comparisons:
+        print("\nTree search against sampling, on the same problems:")
+        print_table(["comparison", "budget", "accuracy", "won/lost", "paired z"], comparisons)
     payload = {
         "problem_seed": args.problem_seed,
         "num_problems": args.problems,

@@ -4,11 +4,12 @@ per-problem outcomes, the table, the JSON and the plot."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from bench.strategies import main, search_config
+from bench.strategies import Cell, comparison_rows, main, search_config
 from engine.models import is_available
 from search.config import SearchConfig
 
@@ -63,3 +64,21 @@ def test_update_reruns_only_the_strategies_named_and_keeps_the_rest(tmp_path: Pa
     assert all(c["wall_s"] >= 0 and c["commit"] for c in cells[3:])  # rerun here, on this checkout
     with pytest.raises(SystemExit, match="another problem set"):
         main([*base[:1], "5", *base[2:], "--strategies", "best_of_n", "--update"])
+
+
+def cell(strategy: str, budget: int, solved: range | list[int], num_problems: int = 1000) -> Cell:
+    accuracy = len(solved) / num_problems
+    return Cell(strategy, budget, num_problems, accuracy, 200.0, 0, 0, 1.0, tuple(solved))
+
+
+def test_tree_strategies_are_compared_with_sampling_on_the_same_problems() -> None:
+    # 77 problems only MCTS solved, 56 only best-of-N: +2.1 points, 1.8 paired standard errors.
+    both = list(range(130))
+    mcts = cell("mcts", 256, both + list(range(200, 277)))
+    best_of_n = cell("best_of_n", 256, both + list(range(300, 356)))
+    assert mcts.won_lost(best_of_n) == (77, 56)
+    assert mcts.paired_z(best_of_n) == pytest.approx(21 / math.sqrt(133 - 21**2 / 1000))
+    assert best_of_n.paired_z(mcts) == pytest.approx(-mcts.paired_z(best_of_n))
+    assert mcts.paired_z(mcts) == 0.0
+    rows = comparison_rows([cell("greedy", 256, both), mcts, best_of_n, cell("mcts", 512, both)])
+    assert rows == [["mcts vs best_of_n", 256, "+0.021", "+77/-56", "+1.8"]]  # 512 has no baseline
