@@ -10,7 +10,8 @@
 
 The outcome verifier is off during search (it only grades the final reply), so this measures
 what PRM-guided search buys at equal generated tokens. Searches for many problems run at once
-so the embedded engine batches their steps. Writes a table, JSON and an accuracy-vs-tokens PNG.
+so the embedded engine batches their steps. Writes a table, then the tree searches against the
+sampling baselines on the same problems (the must-show), JSON and an accuracy-vs-tokens PNG.
 """
 
 from __future__ import annotations
