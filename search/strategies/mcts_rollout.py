@@ -7,7 +7,8 @@ a step's value must come from the replies continuing it. Each selected leaf is c
 and the rest of it stays in the tree (its tokens were spent, it is a candidate answer and a
 later simulation may branch from any of its steps, sharing the prefix's KV). On the Countdown
 dev set this took MCTS from 0.120/0.193/0.290 to 0.203/0.303/0.367 at 256/512/1024 tokens,
-past best-of-N (0.213/0.267/0.303) at 512 and 1024.
+past best-of-N (0.213/0.267/0.303) at 512 and 1024; on 1000 dev problems, 0.207/0.272/0.320
+against 0.186/0.231/0.278, ahead at all three by 1.8 to 3.6 paired standard errors.
 """
 
 from __future__ import annotations
