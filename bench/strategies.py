@@ -114,9 +114,16 @@ def comparison_rows(cells: list[Cell]) -> list[list[object]]:
             for budget in budgets:
                 mine, theirs = by_key.get((tree, budget)), by_key.get((baseline, budget))
                 if mine is not None and theirs is not None:
-                    difference = f"{mine.accuracy - theirs.accuracy:+.3f}"
-                    rows.append([f"{tree} vs {baseline}", budget, difference, mine.versus(theirs)])
-                    rows[-1].append(f"{mine.paired_z(theirs):+.1f}")
+                    difference, z = mine.accuracy - theirs.accuracy, mine.paired_z(theirs)
+                    rows.append(
+                        [
+                            f"{tree} vs {baseline}",
+                            budget,
+                            f"{difference:+.3f}",
+                            mine.versus(theirs),
+                            f"{z:+.1f}",
+                        ]
+                    )
     return rows
 
 
