@@ -129,3 +129,16 @@ class SearchTree:
             "num_tokens": self.num_tokens(),
             "root": self.root.to_dict(),
         }
+
+
+def common_path(nodes: list[Node]) -> list[Node]:
+    """The steps every node's path shares: safe to stream, whichever node wins."""
+    paths = [n.path() for n in nodes]
+    if not paths:
+        return []
+    shared: list[Node] = []
+    for steps in zip(*paths, strict=False):
+        if any(s is not steps[0] for s in steps):
+            break
+        shared.append(steps[0])
+    return shared

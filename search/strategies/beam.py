@@ -18,21 +18,9 @@ from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import affordable_nodes, expand, path_value, score
 from search.result import SearchResult, best_node, build_result
+from search.strategies import beam_lookahead
 from search.strategies.self_consistency import vote
-from search.tree import Node, SearchTree
-
-
-def common_path(nodes: list[Node]) -> list[Node]:
-    """The steps every node's path shares: safe to stream, whichever node wins."""
-    paths = [n.path() for n in nodes]
-    if not paths:
-        return []
-    shared: list[Node] = []
-    for steps in zip(*paths, strict=False):
-        if any(s is not steps[0] for s in steps):
-            break
-        shared.append(steps[0])
-    return shared
+from search.tree import Node, SearchTree, common_path
 
 
 def samples_per_beam(beams: list[Node], config: SearchConfig) -> int:
@@ -85,6 +73,10 @@ async def beam_rounds(
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
+    """With `rollout` (the default) steps are valued by replies through them
+    (`beam_lookahead`); without, by the PRM's score of the partial path."""
+    if config.rollout:
+        return await beam_lookahead.run(ctx, prompt_ids, config)
     tree = SearchTree(prompt_ids)
     pruned: list[Node] = []
     finished: list[Node] = []

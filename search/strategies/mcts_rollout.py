@@ -55,15 +55,16 @@ def rollout_plan(tree: SearchTree, config: SearchConfig) -> RolloutPlan:
 
 
 def affordable_rollouts(
-    ctx: SearchContext, tree: SearchTree, leaves: list[Node], config: SearchConfig
+    ctx: SearchContext, tree: SearchTree, leaves: list[Node], config: SearchConfig, per_leaf: int = 0
 ) -> tuple[list[Node], int]:
     """The leaves (in selection order) and rollouts per leaf that fit the budget, all planned
-    at the cost of the dearest: `expansions` each, else one for the first leaf that fits, else
-    one from the first step below a leaf (by PUCT) that the rest of the budget can finish. A
-    rollout the cap cut short would be no reply at all, so none is started that may not fit."""
+    at the cost of the dearest: `per_leaf` (0: `expansions`) each, else one for the first leaf
+    that fits, else one from the first step below a leaf (by PUCT) that the rest of the budget
+    can finish. A rollout the cap cut short would be no reply at all, so none is started that
+    may not fit."""
     plan = rollout_plan(tree, config)
     remaining = ctx.budget.remaining_tokens()
-    for k in dict.fromkeys((config.expansions, 1)):
+    for k in dict.fromkeys((per_leaf or config.expansions, 1)):
         kept: list[Node] = []
         dearest = 0
         for leaf in leaves:

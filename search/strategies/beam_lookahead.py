@@ -1,0 +1,127 @@
+"""Beam search with rollout lookahead: a step is valued by the PRM at the end of replies through it.
+
+Step scores from a PRM that checks each step's arithmetic (countdown-checker) are ~1 for every
+right step, dead ends included, so a beam ranked by them keeps arbitrary right steps and only
+ties best-of-N (on 1000 dev problems: +0.005/+0.005/+0.010 at 256/512/1024 tokens). Lookahead
+search (Snell et al. 2024) values a step by rolling it out and scoring where the rollout ends.
+Here a rollout runs to the end of a reply and stays in the tree: its tokens were spent and it
+is a candidate answer.
+
+The root is rolled out `beam_width * expansions` ways first (as many per call as the budget
+pays for), so the search starts from as many different first steps as best-of-N: 79% of the
+policy's first steps already make the target unreachable, and a root rolled out only
+`expansions` ways lost to best-of-N by 1.7-2.5 paired standard errors on the tuning split.
+Then each round continues every beam into `expansions` replies in one engine call; their first
+steps are the candidates, valued by the mean PRM score of the replies that began with them, and
+the best `beam_width` become the next beams, one step deeper, so later rollouts reuse the
+prefix's KV and cost only the rest of a reply. Candidates left out wait for a backtrack, as in
+step-scored beam search.
+"""
+
+from __future__ import annotations
+
+from search.config import SearchConfig
+from search.context import SearchContext
+from search.expand import sample_continuations, score
+from search.puct import backpropagate, node_value
+from search.result import SearchResult, best_node, build_result
+from search.strategies.greedy import extend_greedily
+from search.strategies.mcts_rollout import affordable_rollouts, chain_head, rollout_plan
+from search.strategies.self_consistency import vote
+from search.tree import Node, SearchTree, common_path
+
+
+def lookahead_value(node: Node) -> tuple[float, int]:
+    """Mean value of the replies through `node`; deeper first among equals (nearer an answer)."""
+    return node.value, node.depth
+
+
+def root_samples(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> int:
+    """Root rollouts still owed (`beam_width * expansions` in all), as many as the budget pays
+    for at once: at least one (`affordable_rollouts` has the last word)."""
+    owed = config.beam_width * config.expansions - tree.root.visits
+    fits = ctx.budget.remaining_tokens() // rollout_plan(tree, config).cost(tree.root)
+    return max(1, min(owed, fits))
+
+
+async def rollout_step(
+    ctx: SearchContext, tree: SearchTree, beams: list[Node], k: int, config: SearchConfig
+) -> tuple[list[Node], list[Node], list[Node]]:
+    """Continue `beams` into `k` replies each (fewer beams or replies when the budget is short);
+    returns the nodes rolled out, the candidate steps under them and the replies' ends.
+
+    A reply whose first step repeats a sibling's backs its value up through that sibling, so a
+    candidate's value averages every reply that began with it (as in MCTS)."""
+    leaves, k = affordable_rollouts(ctx, tree, beams, config, per_leaf=k)
+    if not leaves:
+        return [], [], []
+    siblings = [{child.text: child for child in leaf.distinct_children()} for leaf in leaves]
+    groups = await sample_continuations(ctx, tree, leaves, k, config)
+    if not groups:
+        return [], [], []
+    ends = [end for group in groups for end in group]
+    await score(ctx, ends, config)
+    candidates: list[Node] = []
+    for leaf, seen, group in zip(leaves, siblings, groups, strict=True):
+        for end in group:
+            head = chain_head(end, leaf)
+            if head.text in seen:
+                head.is_duplicate = True
+                head = seen[head.text]
+                backpropagate(head, node_value(end, config))
+            else:
+                seen[head.text] = head
+                backpropagate(end, node_value(end, config))
+            if not head.is_terminal and all(head is not c for c in candidates):
+                candidates.append(head)
+    return leaves, candidates, ends
+
+
+async def lookahead_rounds(
+    ctx: SearchContext,
+    tree: SearchTree,
+    beams: list[Node],
+    config: SearchConfig,
+    pruned: list[Node],
+    finished: list[Node],
+) -> list[Node]:
+    """Advance `beams` a step a round until no candidate is left or the budget ends; cut
+    candidates go to `pruned`, replies to `finished`. Returns the beams still live."""
+    while beams and not ctx.budget.is_exhausted():
+        at_root = beams[0] is tree.root
+        k = root_samples(ctx, tree, config) if at_root else config.expansions
+        rolled, candidates, ends = await rollout_step(ctx, tree, beams, k, config)
+        if not rolled:
+            break
+        pruned.extend(b for b in beams if all(b is not r for r in rolled))
+        finished.extend(end for end in ends if not end.is_cut)
+        if at_root:
+            if tree.root.visits < config.beam_width * config.expansions:
+                continue
+            candidates = [c for c in tree.root.distinct_children() if not c.is_terminal]
+        ranked = sorted(candidates, key=lookahead_value, reverse=True)
+        beams = ranked[: config.beam_width]
+        pruned.extend(ranked[config.beam_width :])
+        ctx.commit(common_path(beams + finished + pruned))
+    return beams
+
+
+async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
+    """Beams from the best candidates left (the root again when none is) until the budget is
+    spent; the answer is the PRM-weighted vote over the finished replies."""
+    tree = SearchTree(prompt_ids)
+    pruned: list[Node] = []
+    finished: list[Node] = []
+    live: list[Node] = [tree.root]
+    while not ctx.budget.is_exhausted():
+        spent = ctx.budget.tokens_used
+        ranked = sorted(pruned + live, key=lookahead_value, reverse=True) or [tree.root]
+        seeds, pruned[:] = ranked[: config.beam_width], ranked[config.beam_width :]
+        live = await lookahead_rounds(ctx, tree, seeds, config, pruned, finished)
+        if ctx.budget.tokens_used == spent:  # too few tokens left for even one rollout
+            break
+    chosen = (vote(finished, config) if finished else None) or best_node(live, config) or tree.root
+    if not chosen.is_terminal:  # the budget was too small for a single reply: finish greedily
+        chosen = await extend_greedily(ctx, tree, chosen, config)
+        await score(ctx, [chosen], config)
+    return build_result(ctx, tree, chosen, config)
