@@ -20,7 +20,7 @@ _POSITIVE_INT_FIELDS = ("budget_tokens", "n", "beam_width", "expansions", "simul
 class SearchConfig:
     """One search. `n`: samples (best_of_n, self_consistency) or revisions (revise);
     `beam_width`: beams (beam) or subtrees (dvts); `expansions`: children sampled per expanded
-    node; `simulations`: MCTS iterations; `rollout`: MCTS values steps by whole replies;
+    node; `simulations`: MCTS iterations; `rollout`: MCTS and beam value steps by whole replies;
     `prm`: score steps with the PRM (else the policy's own step probability); `verifier`: use
     the outcome verifier (marks answers, stops early)."""
 
@@ -32,8 +32,8 @@ class SearchConfig:
     expansions: int = 4
     simulations: int = 16
     rollout: bool = True
-    """MCTS evaluates a new step by rolling it out to a full reply scored by the PRM (False:
-    by the PRM's score of the partial path alone)."""
+    """MCTS and beam search value a new step by rolling it out to full replies scored by the
+    PRM (False: by the PRM's score of the partial path alone)."""
     prm: bool = True
     prm_model: str | None = None
     """Which served PRM scores the steps; None: the one the server pairs with the policy."""

@@ -1,15 +1,17 @@
-"""Step-level beam search guided by the PRM (search-and-learn's `beam_search`).
+"""Step-level beam search guided by the PRM (search-and-learn's `beam_search`), with `rollout:
+false`; by default steps are valued by rollouts instead (`beam_lookahead`), since a PRM that
+scores every right step alike cannot rank partial paths.
 
-Each round expands every live beam `expansions` ways (the root `beam_width * expansions`
-ways) in one batched call, scores the new
-steps, and keeps the `beam_width` best partial paths by aggregated score. Finished paths leave
-the beam; a beam is done when `beam_width` of them exist. Near the end of the budget only the
-best beams the budget can still pay full steps for are expanded. Paths cut from the beam are kept:
-while budget is left, the best of them seed the next beam, so the search backtracks to the
-most promising step it dropped instead of stopping with tokens unspent (with the exact step
-labeller as PRM a single beam left ~40% of a 512-token budget unused). The answer is chosen
-among the finished paths by PRM-weighted vote over their normalised answers (search-and-learn's
-weighted best-of-N), which a PRM that over-rates one path cannot swing on its own.
+Each round expands every live beam `expansions` ways (the root `beam_width * expansions` ways)
+in one batched call, scores the new steps, and keeps the `beam_width` best partial paths by
+aggregated score. Finished paths leave the beam; a beam is done when `beam_width` of them exist.
+Near the end of the budget only the best beams the budget can still pay full steps for are
+expanded. Paths cut from the beam are kept: while budget is left, the best of them seed the next
+beam, so the search backtracks to the most promising step it dropped instead of stopping with
+tokens unspent (with the exact step labeller as PRM a single beam left ~40% of a 512-token
+budget unused). The answer is chosen among the finished paths by PRM-weighted vote over their
+normalised answers (search-and-learn's weighted best-of-N), which a PRM that over-rates one path
+cannot swing on its own.
 """
 
 from __future__ import annotations

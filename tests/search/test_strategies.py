@@ -199,25 +199,48 @@ def test_mcts_values_each_step_by_the_whole_replies_through_it(runner, problems,
 
 def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
     problem = problems[0]
-    cfg = config("beam", 600, beam_width=2, expansions=3)
+    cfg = config("beam", 600, beam_width=2, expansions=3, rollout=False)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     finished = [leaf for leaf in result.tree.terminal_leaves() if not leaf.is_duplicate]
     assert len(finished) > cfg.beam_width  # a second beam ran from the paths the first one cut
     assert result.stats.num_tokens_generated > 600 - cfg.beam_width * cfg.expansions * cfg.max_step_tokens
 
 
-def test_beam_starts_from_a_whole_round_of_first_steps(runner, problems):
+@pytest.mark.parametrize("rollout", [True, False])
+def test_beam_starts_from_a_whole_round_of_first_steps(runner, problems, rollout):
     problem = problems[2]
-    cfg = config("beam", 600, beam_width=2, expansions=3, temperature=1.0)
+    widths = {"beam_width": 2, "expansions": 3, "max_step_tokens": 48}
+    cfg = config("beam", 600, temperature=1.0, rollout=rollout, **widths)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    # Rolled out, each first step heads a whole reply (and the budget goes deeper, not wider).
     assert len(result.tree.root.children) == cfg.beam_width * cfg.expansions
 
 
-@pytest.mark.parametrize("strategy", ["beam", "dvts"])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_lookahead_beam_values_steps_by_replies_and_goes_deeper(runner, problems, index):
+    problem = problems[index]
+    cfg = config("beam", 700, beam_width=2, expansions=2, max_step_tokens=48, temperature=1.0)
+    result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
+    root = result.tree.root
+    replies = finished_replies(result.tree)
+    assert root.visits >= len(replies) > cfg.beam_width * cfg.expansions  # every reply was backed up
+    for first in root.distinct_children():
+        below = [r for r in replies if first in r.path()]
+        assert first.visits >= len(below) and 0 <= first.value <= 1
+    # The beam went deeper: a later rollout continued a kept first step instead of the root.
+    branched = [first for first in root.distinct_children() if len(first.distinct_children()) >= 2]
+    assert branched, result.tree.to_dict()
+    assert result.text in {r.reply_text() for r in replies}
+    assert result.stats.num_tokens_generated <= 700
+
+
+@pytest.mark.parametrize("strategy", ["beam", "beam-steps", "dvts"])
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_a_tight_budget_ends_in_a_whole_answer_not_a_cut_step(runner, problems, strategy, index):
     problem = problems[index]
-    cfg = config(strategy, 256, beam_width=2, expansions=2, max_step_tokens=48, temperature=0.3)
+    rollout = strategy != "beam-steps"
+    name = strategy.removesuffix("-steps")
+    cfg = config(name, 256, beam_width=2, expansions=2, max_step_tokens=48, temperature=0.3, rollout=rollout)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     assert split_reply(result.text).answer_line is not None, result.text
     assert result.finish_reason == "stop", result.text  # "length": the path was cut by the cap
