@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import sample_continuations, score
-from search.puct import backpropagate, node_value
+from search.expand import score
 from search.result import SearchResult, best_node, build_result
+from search.rollout import affordable_rollouts, finished_replies, roll_out, rollout_plan
 from search.strategies.greedy import extend_greedily
-from search.strategies.mcts_rollout import affordable_rollouts, chain_head, rollout_plan
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree, common_path
 
@@ -46,35 +45,14 @@ def root_samples(ctx: SearchContext, tree: SearchTree, config: SearchConfig) -> 
 
 async def rollout_step(
     ctx: SearchContext, tree: SearchTree, beams: list[Node], k: int, config: SearchConfig
-) -> tuple[list[Node], list[Node], list[Node]]:
+) -> tuple[list[Node], list[Node]]:
     """Continue `beams` into `k` replies each (fewer beams or replies when the budget is short);
-    returns the nodes rolled out, the candidate steps under them and the replies' ends.
-
-    A reply whose first step repeats a sibling's backs its value up through that sibling, so a
-    candidate's value averages every reply that began with it (as in MCTS)."""
+    returns the nodes rolled out and the unfinished first steps of their replies (candidates)."""
     leaves, k = affordable_rollouts(ctx, tree, beams, config, per_leaf=k)
-    if not leaves:
-        return [], [], []
-    siblings = [{child.text: child for child in leaf.distinct_children()} for leaf in leaves]
-    groups = await sample_continuations(ctx, tree, leaves, k, config)
-    if not groups:
-        return [], [], []
-    ends = [end for group in groups for end in group]
-    await score(ctx, ends, config)
-    candidates: list[Node] = []
-    for leaf, seen, group in zip(leaves, siblings, groups, strict=True):
-        for end in group:
-            head = chain_head(end, leaf)
-            if head.text in seen:
-                head.is_duplicate = True
-                head = seen[head.text]
-                backpropagate(head, node_value(end, config))
-            else:
-                seen[head.text] = head
-                backpropagate(end, node_value(end, config))
-            if not head.is_terminal and all(head is not c for c in candidates):
-                candidates.append(head)
-    return leaves, candidates, ends
+    heads = await roll_out(ctx, tree, leaves, k, config) if leaves else []
+    if not heads:
+        return [], []
+    return leaves, [head for group in heads for head in group if not head.is_terminal]
 
 
 async def lookahead_rounds(
@@ -83,18 +61,16 @@ async def lookahead_rounds(
     beams: list[Node],
     config: SearchConfig,
     pruned: list[Node],
-    finished: list[Node],
 ) -> list[Node]:
     """Advance `beams` a step a round until no candidate is left or the budget ends; cut
-    candidates go to `pruned`, replies to `finished`. Returns the beams still live."""
+    candidates go to `pruned`. Returns the beams still live."""
     while beams and not ctx.budget.is_exhausted():
         at_root = beams[0] is tree.root
         k = root_samples(ctx, tree, config) if at_root else config.expansions
-        rolled, candidates, ends = await rollout_step(ctx, tree, beams, k, config)
+        rolled, candidates = await rollout_step(ctx, tree, beams, k, config)
         if not rolled:
             break
         pruned.extend(b for b in beams if all(b is not r for r in rolled))
-        finished.extend(end for end in ends if not end.is_cut)
         if at_root:
             if tree.root.visits < config.beam_width * config.expansions:
                 continue
@@ -102,7 +78,7 @@ async def lookahead_rounds(
         ranked = sorted(candidates, key=lookahead_value, reverse=True)
         beams = ranked[: config.beam_width]
         pruned.extend(ranked[config.beam_width :])
-        ctx.commit(common_path(beams + finished + pruned))
+        ctx.commit(common_path(beams + pruned + finished_replies(tree)))
     return beams
 
 
@@ -111,15 +87,15 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
     spent; the answer is the PRM-weighted vote over the finished replies."""
     tree = SearchTree(prompt_ids)
     pruned: list[Node] = []
-    finished: list[Node] = []
     live: list[Node] = [tree.root]
     while not ctx.budget.is_exhausted():
         spent = ctx.budget.tokens_used
         ranked = sorted(pruned + live, key=lookahead_value, reverse=True) or [tree.root]
         seeds, pruned[:] = ranked[: config.beam_width], ranked[config.beam_width :]
-        live = await lookahead_rounds(ctx, tree, seeds, config, pruned, finished)
+        live = await lookahead_rounds(ctx, tree, seeds, config, pruned)
         if ctx.budget.tokens_used == spent:  # too few tokens left for even one rollout
             break
+    finished = finished_replies(tree)
     chosen = (vote(finished, config) if finished else None) or best_node(live, config) or tree.root
     if not chosen.is_terminal:  # the budget was too small for a single reply: finish greedily
         chosen = await extend_greedily(ctx, tree, chosen, config)

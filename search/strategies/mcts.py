@@ -26,8 +26,9 @@ from search.context import SearchContext
 from search.expand import affordable_nodes, expand, score, set_priors
 from search.puct import backpropagate, node_value, select_open_leaves
 from search.result import SearchResult, best_node, build_result
+from search.rollout import finished_replies
 from search.strategies.greedy import extend_greedily
-from search.strategies.mcts_rollout import finished_replies, rollout_round
+from search.strategies.mcts_rollout import rollout_round
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
 

@@ -13,117 +13,23 @@ against 0.186/0.231/0.278, ahead at all three by 1.8 to 3.6 paired standard erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import STEP_COST_MARGIN, sample_continuations, score, set_priors, step_cost
-from search.puct import backpropagate, node_value, puct, select_open_leaves
-from search.tree import Node, SearchTree
-
-FIRST_REPLY_STEPS = 4
-"""Steps a rollout is planned for until one reply has finished (a Countdown reply has four)."""
-
-
-def path_tokens(node: Node) -> int:
-    return sum(len(step.token_ids) for step in node.path())
-
-
-def finished_replies(tree: SearchTree) -> list[Node]:
-    """Ends of complete replies (not cut by a token cap) that the search may answer with."""
-    return [n for n in tree.root.walk() if n.is_terminal and not n.is_cut and not n.is_duplicate]
-
-
-@dataclass(frozen=True)
-class RolloutPlan:
-    """What a rollout is planned to cost this round, measured from the tree once: a whole
-    reply is the longest finished so far (before any, `FIRST_REPLY_STEPS` steps), and a
-    rollout from a node costs that less what the node's path already holds, at least a step."""
-
-    reply_tokens: int
-    step_tokens: int
-
-    def cost(self, node: Node) -> int:
-        return max(self.step_tokens, self.reply_tokens - path_tokens(node))
-
-
-def rollout_plan(tree: SearchTree, config: SearchConfig) -> RolloutPlan:
-    step = step_cost(tree, config)
-    replies = [path_tokens(n) for n in finished_replies(tree)]
-    full = max(replies) + STEP_COST_MARGIN if replies else FIRST_REPLY_STEPS * step
-    return RolloutPlan(reply_tokens=full, step_tokens=step)
-
-
-def affordable_rollouts(
-    ctx: SearchContext, tree: SearchTree, leaves: list[Node], config: SearchConfig, per_leaf: int = 0
-) -> tuple[list[Node], int]:
-    """The leaves (in selection order) and rollouts per leaf that fit the budget, all planned
-    at the cost of the dearest: `per_leaf` (0: `expansions`) each, else one for the first leaf
-    that fits, else one from the first step below a leaf (by PUCT) that the rest of the budget
-    can finish. A rollout the cap cut short would be no reply at all, so none is started that
-    may not fit."""
-    plan = rollout_plan(tree, config)
-    remaining = ctx.budget.remaining_tokens()
-    for k in dict.fromkeys((per_leaf or config.expansions, 1)):
-        kept: list[Node] = []
-        dearest = 0
-        for leaf in leaves:
-            cost = max(dearest, plan.cost(leaf))
-            if (len(kept) + 1) * k * cost <= remaining:
-                kept.append(leaf)
-                dearest = cost
-        if kept:
-            return kept, k
-    for leaf in leaves:
-        deeper = descend_to_affordable(plan, leaf, remaining)
-        if deeper is not None:
-            return [deeper], 1
-    return [], 0
-
-
-def descend_to_affordable(plan: RolloutPlan, leaf: Node, remaining: int) -> Node | None:
-    """The first node on `leaf`'s PUCT path downwards whose rollout fits in `remaining` tokens:
-    the budget's last tokens buy one more reply from deeper in a promising path."""
-    node = leaf
-    while plan.cost(node) > remaining:
-        children = node.distinct_children()
-        if not children:
-            return None
-        node = max(children, key=lambda child: puct(node, child))
-    return None if node.is_terminal else node
-
-
-def chain_head(end: Node, parent: Node) -> Node:
-    """The first step of the reply that `end` closes under `parent`."""
-    node = end
-    while node.parent is not parent and node.parent is not None:
-        node = node.parent
-    return node
+from search.expand import set_priors
+from search.puct import select_open_leaves
+from search.rollout import affordable_rollouts, roll_out
+from search.tree import SearchTree
 
 
 async def rollout_round(ctx: SearchContext, tree: SearchTree, count: int, config: SearchConfig) -> int:
     """One batched selection-rollout-backup round; returns the simulations done (0 when the
-    budget pays for no rollout and no finished leaf was selected).
-
-    A reply whose first step repeats a sibling's (common at low temperature) backs its value up
-    through that sibling, so a step's value averages every reply that began with it."""
+    budget pays for no rollout and no finished leaf was selected)."""
     selected, open_leaves = select_open_leaves(tree.root, count, config)
     leaves, k = affordable_rollouts(ctx, tree, open_leaves, config)
     if not leaves:
         return selected - len(open_leaves)
-    siblings = [{child.text: child for child in leaf.distinct_children()} for leaf in leaves]
-    groups = await sample_continuations(ctx, tree, leaves, k, config)
-    if not groups:
+    if not await roll_out(ctx, tree, leaves, k, config):
         return 0
-    await score(ctx, [end for group in groups for end in group], config)
-    for leaf, seen, group in zip(leaves, siblings, groups, strict=True):
-        for end in group:
-            head = chain_head(end, leaf)
-            if head.text in seen:
-                head.is_duplicate = True
-                backpropagate(seen[head.text], node_value(end, config))
-            else:
-                seen[head.text] = head
-                backpropagate(end, node_value(end, config))
+    for leaf in leaves:
         set_priors(leaf.distinct_children())
     return selected

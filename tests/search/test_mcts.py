@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.puct import backpropagate, select, select_round
-from search.strategies.mcts_rollout import descend_to_affordable, rollout_plan
+from search.rollout import descend_to_affordable, rollout_plan
 from search.tree import Node, SearchTree
 
 

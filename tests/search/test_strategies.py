@@ -15,8 +15,8 @@ from rewards.countdown.verifier import verify_reply
 from search.config import SearchConfig
 from search.expand import path_value
 from search.registry import STRATEGIES
+from search.rollout import finished_replies
 from search.runner import run_search
-from search.strategies.mcts_rollout import finished_replies
 
 SMALL = {"n": 3, "beam_width": 2, "expansions": 2, "simulations": 10, "max_step_tokens": 24, "seed": 7}
 IDLE_WAIT_S = 5.0
