@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import score
-from search.result import SearchResult, best_node, build_result
+from search.result import SearchResult, best_node
 from search.rollout import affordable_rollouts, finished_replies, roll_out, rollout_plan
-from search.strategies.greedy import extend_greedily
+from search.strategies.greedy import finish_greedily
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree, common_path
 
@@ -99,7 +98,4 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
             break
     finished = finished_replies(tree)
     chosen = (vote(finished, config) if finished else None) or best_node(live, config) or tree.root
-    if not chosen.is_terminal:  # the budget was too small for a single reply: finish greedily
-        chosen = await extend_greedily(ctx, tree, chosen, config)
-        await score(ctx, [chosen], config)
-    return build_result(ctx, tree, chosen, config)
+    return await finish_greedily(ctx, tree, chosen, config)

@@ -27,6 +27,17 @@ async def extend_greedily(
     return node
 
 
+async def finish_greedily(
+    ctx: SearchContext, tree: SearchTree, chosen: Node, config: SearchConfig
+) -> SearchResult:
+    """The result for `chosen`, completed greedily (and scored) if it is not a whole reply: a
+    search whose budget was too small to finish a path must still end in an answer."""
+    if not chosen.is_terminal:
+        chosen = await extend_greedily(ctx, tree, chosen, config)
+        await score(ctx, [chosen], config)
+    return build_result(ctx, tree, chosen, config)
+
+
 def _original_of(duplicate: Node) -> Node:
     assert duplicate.parent is not None
     return next(c for c in duplicate.parent.distinct_children() if c.text == duplicate.text)

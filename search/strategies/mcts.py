@@ -25,9 +25,9 @@ from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import affordable_nodes, expand, score, set_priors
 from search.puct import backpropagate, node_value, select_open_leaves
-from search.result import SearchResult, best_node, build_result
+from search.result import SearchResult, best_node
 from search.rollout import finished_replies
-from search.strategies.greedy import extend_greedily
+from search.strategies.greedy import finish_greedily
 from search.strategies.mcts_rollout import rollout_round
 from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
@@ -93,8 +93,4 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if not progress:
             break
         done += progress
-    chosen = answer(tree, config)
-    if not chosen.is_terminal:  # from the root when the budget was too small to search
-        chosen = await extend_greedily(ctx, tree, chosen, config)
-        await score(ctx, [chosen], config)
-    return build_result(ctx, tree, chosen, config)
+    return await finish_greedily(ctx, tree, answer(tree, config), config)
