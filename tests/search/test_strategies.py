@@ -181,6 +181,19 @@ def test_mcts_rolls_out_several_leaves_per_engine_call(runner, problems):
     assert len(replies) > cfg.expansions * result.stats.num_engine_calls, result.stats
 
 
+def assert_steps_valued_by_whole_replies(result, budget: int, every_first_step_has_one: bool) -> list:
+    """Each first step's visits count the finished replies below it (values in [0, 1]); the
+    answer is one of those whole replies, never one the cap cut; the budget held. Returns them."""
+    replies = finished_replies(result.tree)
+    for first in result.tree.root.distinct_children():
+        below = [r for r in replies if first in r.path()]
+        assert below or not every_first_step_has_one  # no value without a reply below it
+        assert first.visits >= len(below) and 0 <= first.value <= 1
+    assert result.text in {r.reply_text() for r in replies}
+    assert result.stats.num_tokens_generated <= budget
+    return replies
+
+
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_mcts_values_each_step_by_the_whole_replies_through_it(runner, problems, index):
     problem = problems[index]
@@ -189,12 +202,7 @@ def test_mcts_values_each_step_by_the_whole_replies_through_it(runner, problems,
     root = result.tree.root
     firsts = root.distinct_children()
     assert len(firsts) >= 2 and root.visits == sum(c.visits for c in firsts)  # every backup reached the root
-    replies = finished_replies(result.tree)
-    for first in firsts:  # no value without a reply below it: rollouts run to the end
-        below = [r for r in replies if first in r.path()]
-        assert below and first.visits >= len(below) and 0 <= first.value <= 1
-    assert result.text in {r.reply_text() for r in replies}  # a whole reply, never one the cap cut
-    assert result.stats.num_tokens_generated <= 500
+    assert_steps_valued_by_whole_replies(result, 500, every_first_step_has_one=True)
 
 
 def test_beam_backtracks_to_pruned_paths_while_budget_is_left(runner, problems):
@@ -222,25 +230,19 @@ def test_lookahead_beam_values_steps_by_replies_and_goes_deeper(runner, problems
     cfg = config("beam", 700, beam_width=2, expansions=2, max_step_tokens=48, temperature=1.0)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     root = result.tree.root
-    replies = finished_replies(result.tree)
+    replies = assert_steps_valued_by_whole_replies(result, 700, every_first_step_has_one=False)
     assert root.visits >= len(replies) > cfg.beam_width * cfg.expansions  # every reply was backed up
-    for first in root.distinct_children():
-        below = [r for r in replies if first in r.path()]
-        assert first.visits >= len(below) and 0 <= first.value <= 1
     # The beam went deeper: a later rollout continued a kept first step instead of the root.
     branched = [first for first in root.distinct_children() if len(first.distinct_children()) >= 2]
     assert branched, result.tree.to_dict()
-    assert result.text in {r.reply_text() for r in replies}
-    assert result.stats.num_tokens_generated <= 700
 
 
-@pytest.mark.parametrize("strategy", ["beam", "beam-steps", "dvts"])
+@pytest.mark.parametrize(("strategy", "rollout"), [("beam", True), ("beam", False), ("dvts", True)])
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_a_tight_budget_ends_in_a_whole_answer_not_a_cut_step(runner, problems, strategy, index):
+def test_a_tight_budget_ends_in_a_whole_answer_not_a_cut_step(runner, problems, strategy, rollout, index):
     problem = problems[index]
-    rollout = strategy != "beam-steps"
-    name = strategy.removesuffix("-steps")
-    cfg = config(name, 256, beam_width=2, expansions=2, max_step_tokens=48, temperature=0.3, rollout=rollout)
+    widths = {"beam_width": 2, "expansions": 2, "max_step_tokens": 48}
+    cfg = config(strategy, 256, temperature=0.3, rollout=rollout, **widths)
     result = runner.run(run_search(runner.context(problem), runner.prompt_ids(problem), cfg))
     assert split_reply(result.text).answer_line is not None, result.text
     assert result.finish_reason == "stop", result.text  # "length": the path was cut by the cap
