@@ -61,7 +61,9 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app.include_router(router)
     # Added last = outermost: metrics see every response, auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
-    app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key_value())
+    app.add_middleware(
+        ApiKeyMiddleware, api_key=settings.api_key_value(), admin_key=settings.admin_key_value()
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app
 

@@ -35,6 +35,9 @@ class ServerSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="when set, every /v1 route needs 'Authorization: Bearer <key>'"
     )
+    admin_key: SecretStr | None = Field(
+        None, description="when set, opens /v1/admin/* (reload, rollback) and every caller's traces"
+    )
     engine: str = Field(
         default_factory=default_engine,
         description=f"engine backend: {sorted(ENGINE_BACKENDS)}; default vllm with CUDA, else embedded",
@@ -86,3 +89,6 @@ class ServerSettings(BaseSettings):
 
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    def admin_key_value(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key is not None else None
