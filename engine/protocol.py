@@ -128,6 +128,9 @@ class ModelCard:
     # How long the model's replies typically run, in tokens, where known: a search sizes the
     # widths a request leaves unset so that its parallel paths can finish within the budget.
     reply_tokens: int | None = None
+    # Which weights answer: the published version's label ("countdown-v3", engine.versions), or
+    # "" for an unversioned folder. Responses carry it as `system_fingerprint`.
+    version: str = ""
 
 
 @runtime_checkable
