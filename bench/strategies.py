@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import subprocess
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
@@ -38,16 +35,15 @@ from engine.models import (
     resolve_model_dir,
 )
 from engine.options import EngineOptions
-from engine.protocol import ChatMessage
 from rewards.countdown.oracle_prm import OracleCountdownPRM
-from rewards.countdown.problems import DEV_SEED, Problem, format_prompt, generate_problems
-from rewards.countdown.verifier import verify_reply
+from rewards.countdown.problems import DEV_SEED, format_prompt, generate_problems
 from rewards.prm import load_prm
+from rewards.tasks import get_task
 from search.api import ModelDefaults, resolve_search
 from search.config import SearchConfig, SearchLimits
-from search.context import PrmScorer, SearchContext
+from search.context import PrmScorer
 from search.registry import STRATEGIES
-from search.runner import run_search
+from trainer.evaluate import Cell, run_cell
 
 DEFAULT_BUDGETS = "256,512,1024"
 SEED = 0
@@ -58,45 +54,6 @@ NO_PRM = "none"
 """`--prm none`: score steps by the policy's own step probability (while no PRM is trained)."""
 ORACLE_PRM = "oracle"
 """`--prm oracle`: the exact step labeller as the PRM, for each strategy's ceiling."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One strategy at one budget, averaged over the problems."""
-
-    strategy: str
-    budget_tokens: int
-    num_problems: int
-    accuracy: float
-    mean_tokens: float
-    prompt_tokens_computed: int
-    prompt_tokens_reused: int
-    wall_s: float
-    solved: tuple[int, ...]
-    """Indices of the problems solved: cells run on the same problems compare pairwise."""
-    commit: str = ""
-    """The git commit the cell ran on (with `+` when the tree had changes)."""
-
-    @property
-    def standard_error(self) -> float:
-        return math.sqrt(self.accuracy * (1 - self.accuracy) / self.num_problems)
-
-    def won_lost(self, other: Cell) -> tuple[int, int]:
-        """Problems this cell solved that `other` did not, and the reverse. On one problem set
-        the difference is far less noisy than two accuracies' standard errors say."""
-        mine, theirs = set(self.solved), set(other.solved)
-        return len(mine - theirs), len(theirs - mine)
-
-    def versus(self, other: Cell) -> str:
-        won, lost = self.won_lost(other)
-        return f"+{won}/-{lost}"
-
-    def paired_z(self, other: Cell) -> float:
-        """The accuracy difference over its paired standard error (McNemar's): only problems one
-        cell solved and the other did not vary it, so 1000 problems resolve 2 points."""
-        won, lost = self.won_lost(other)
-        variance = won + lost - (won - lost) ** 2 / self.num_problems
-        return (won - lost) / math.sqrt(variance) if variance > 0 else 0.0
 
 
 TREE_STRATEGIES = ("beam", "mcts")
@@ -127,14 +84,6 @@ def comparison_rows(cells: list[Cell]) -> list[list[object]]:
     return rows
 
 
-@dataclass(frozen=True)
-class Outcome:
-    is_correct: bool
-    tokens: int
-    computed: int
-    reused: int
-
-
 def search_config(
     strategy: str, budget: int, temperature: float | None = None, aggregate: str | None = None
 ) -> SearchConfig:
@@ -154,55 +103,6 @@ def search_config(
     config = resolve_search(search, None, BENCH_LIMITS, defaults)
     assert config is not None
     return config
-
-
-async def solve(
-    engine: EmbeddedEngine, prm: PrmScorer | None, problem: Problem, config: SearchConfig
-) -> Outcome:
-    message = format_prompt(problem)
-    prompt_ids = engine.apply_chat_template([ChatMessage("user", message)])
-    ctx = SearchContext(engine, message, prm=prm)
-    result = await run_search(ctx, prompt_ids, config)
-    s = result.stats
-    is_correct = verify_reply(problem, result.text)
-    return Outcome(
-        is_correct, s.num_tokens_generated, s.num_prompt_tokens_computed, s.num_prompt_tokens_reused
-    )
-
-
-async def run_cell(
-    engine: EmbeddedEngine,
-    prm: PrmScorer | None,
-    problems: list[Problem],
-    config: SearchConfig,
-    concurrency: int,
-) -> Cell:
-    """All problems for one (strategy, budget), `concurrency` searches in flight at a time."""
-    gate = asyncio.Semaphore(concurrency)
-    progress = tqdm(total=len(problems), desc=f"{config.strategy}@{config.budget_tokens}", mininterval=10)
-
-    async def one(problem: Problem) -> Outcome:
-        async with gate:
-            outcome = await solve(engine, prm, problem, config)
-        progress.update()
-        return outcome
-
-    began = time.monotonic()
-    outcomes = await asyncio.gather(*(one(p) for p in problems))
-    progress.close()
-    cell = Cell(
-        strategy=config.strategy,
-        budget_tokens=config.budget_tokens,
-        num_problems=len(outcomes),
-        accuracy=sum(o.is_correct for o in outcomes) / len(outcomes),
-        mean_tokens=sum(o.tokens for o in outcomes) / len(outcomes),
-        prompt_tokens_computed=sum(o.computed for o in outcomes),
-        prompt_tokens_reused=sum(o.reused for o in outcomes),
-        wall_s=time.monotonic() - began,
-        solved=tuple(i for i, o in enumerate(outcomes) if o.is_correct),
-    )
-    print(f"{config.strategy}@{config.budget_tokens}: accuracy {cell.accuracy:.3f}", flush=True)
-    return cell
 
 
 def plot(cells: list[Cell], path: Path) -> None:
@@ -244,21 +144,16 @@ async def run_all(args: argparse.Namespace) -> list[Cell]:
     engine = EmbeddedEngine(args.policy, EngineOptions(num_threads=args.threads, cache_capacity_mb=512))
     await engine.start()
     prm = load_scorer(args.prm)
-    problems = generate_problems(args.problem_seed, args.problems)
+    messages = [format_prompt(p) for p in generate_problems(args.problem_seed, args.problems)]
+    countdown = get_task("countdown")
     aggregate = args.aggregate or recommended_aggregate(args.prm)  # the server's choice for that PRM
     cells: list[Cell] = []
     try:
         for strategy in args.strategies:
             for budget in args.budgets:
-                cells.append(
-                    await run_cell(
-                        engine,
-                        prm,
-                        problems,
-                        search_config(strategy, budget, args.temperature, aggregate),
-                        args.concurrency,
-                    )
-                )
+                config = search_config(strategy, budget, args.temperature, aggregate)
+                cell = await run_cell(engine, prm, messages, countdown.verify, config, args.concurrency)
+                cells.append(cell)
     finally:
         await engine.close()
     return cells
