@@ -53,6 +53,8 @@ class BundledModel:
     sampling: tuple[tuple[str, float], ...] = ()
     reply_tokens: int | None = None
     aggregate: str | None = None  # a PRM's best step aggregation
+    prm: str | None = None  # the PRM that guides a policy's searches and learns with it
+    task: str | None = None  # the task a policy is trained for (rewards.tasks)
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
@@ -60,7 +62,14 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
     for m in (
         BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING),
         BundledModel(
-            "countdown", "generate", "repo", "models/countdown", COUNTDOWN_SAMPLING, COUNTDOWN_REPLY_TOKENS
+            "countdown",
+            "generate",
+            "repo",
+            "models/countdown",
+            COUNTDOWN_SAMPLING,
+            COUNTDOWN_REPLY_TOKENS,
+            prm=COUNTDOWN_DEFAULT_PRM,
+            task="countdown",
         ),
         BundledModel(
             "countdown-prm", "reward", "repo", "models/countdown-prm", aggregate=COUNTDOWN_PRM_AGGREGATE

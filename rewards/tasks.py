@@ -83,8 +83,6 @@ class CountdownTask:
 
 
 TASKS: dict[str, Task] = {"countdown": CountdownTask()}
-TASK_FOR_MODEL = {"countdown": "countdown"}
-"""The task each bundled policy is trained for (user models name theirs in their config)."""
 
 
 def get_task(name: str) -> Task:

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from engine.models import BUNDLED_MODELS, recommended_aggregate, reply_tokens
 from engine.protocol import ChatMessage, Engine
-from search.config import SearchConfig
+from search.api import ModelDefaults, resolve_search
+from search.config import SearchConfig, SearchLimits
 from search.context import PrmScorer, SearchContext
 from search.runner import run_search
 
@@ -122,3 +124,25 @@ async def run_cell(
     )
     print(f"{config.strategy}@{config.budget_tokens}: accuracy {cell.accuracy:.3f}", flush=True)
     return cell
+
+
+OFFLINE_LIMITS = SearchLimits(max_seconds=600.0)
+"""Dozens of searches share 2 cores offline, so one may take minutes of wall time."""
+
+
+def offline_search_config(model_id: str, prm_id: str | None, search: dict[str, object]) -> SearchConfig:
+    """What the server runs for `search` on a bundled `model_id` guided by `prm_id`: the same
+    resolution, with the model's recommended temperature, reply length and the PRM's aggregation
+    (the bench and the learner both call this)."""
+    defaults = ModelDefaults(
+        temperature=dict(BUNDLED_MODELS[model_id].sampling).get("temperature"),
+        reply_tokens=reply_tokens(model_id),
+        aggregate=None if prm_id is None else recommended_aggregate(prm_id),
+    )
+    search = {"max_seconds": OFFLINE_LIMITS.max_seconds, **search}
+    if prm_id is None:
+        search["prm"] = False
+    config = resolve_search(search, None, OFFLINE_LIMITS, defaults)
+    if config is None:  # unreachable: a search dict always resolves to a search
+        raise ValueError("no search was resolved")
+    return config

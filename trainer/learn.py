@@ -1,0 +1,173 @@
+"""`./run learn`: rounds of search-and-learn that publish better weights for the server.
+
+    ./run learn [--model countdown] [--rounds N] [--every 30m] [--problems 2000] ...
+
+A round collects self-play searches (verifier on) on fresh seeded problems, fine-tunes the
+served policy on its sound best paths (expert iteration), optionally adds DPO on sibling pairs,
+refreshes the paired claim checker on the round's rollouts, gates the candidate against the
+served version on the dev split, and publishes it to the version store, which a running server
+watches and hot-swaps. Every stage is resumable: rerun the same command after a kill and the
+round goes on from the stage it was in, while the server keeps serving the last good version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from engine.models import BUNDLED_MODELS, resolve_model_dir
+from engine.versions import VersionStore
+from rewards.tasks import get_task
+from trainer.expert_iteration import ExpertIteration
+from trainer.fine_tune import FineTune
+from trainer.gate import GateSettings
+from trainer.learn_stages import STAGES, LearnSettings, RoundContext
+from trainer.round_state import RoundState, round_folders
+
+EVERY_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_every(text: str) -> float:
+    """`30m`, `2h`, `90s` (or plain seconds) -> seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"--every takes e.g. 30m, 2h or 90s, got {text!r}")
+    return float(match.group(1)) * EVERY_UNITS[match.group(2) or "s"]
+
+
+def next_round(settings: LearnSettings, store: VersionStore, prm_id: str | None) -> RoundState:
+    """The unfinished round to resume, or a new one starting from the served versions."""
+    model_root = settings.runs_dir / settings.model
+    folders = round_folders(model_root)
+    if folders:
+        last = RoundState.open(folders[-1], {})
+        if not last.is_finished:
+            return last
+    number = len(folders) + 1
+    parent = store.seed_from(settings.model, resolve_model_dir(settings.model))
+    parent_prm = None if prm_id is None else store.seed_from(prm_id, resolve_model_dir(prm_id))
+    inputs = {
+        "round": number,
+        "parent": parent,
+        "parent_prm": parent_prm,
+        "seed": settings.seed_base + number,
+    }
+    return RoundState.open(model_root / f"round-{number:02d}", inputs)
+
+
+async def run_round(settings: LearnSettings) -> RoundState:
+    model = BUNDLED_MODELS[settings.model]
+    if model.task is None:
+        raise SystemExit(f"{settings.model} has no task with a verifier: nothing to learn from")
+    store = VersionStore(settings.store)
+    state = next_round(settings, store, model.prm)
+    ctx = RoundContext(settings, state, store, get_task(model.task), model.prm)
+    for name, stage in STAGES.items():
+        if state.is_done(name):
+            continue
+        print(f"round {state.round}: {name}", flush=True)
+        began = time.monotonic()
+        state.complete(name, await stage(ctx), time.monotonic() - began)
+    state.finish()
+    print(round_summary(state), flush=True)
+    return state
+
+
+def round_summary(state: RoundState) -> str:
+    """One line: the data, the gate, what was published, and each stage's minutes."""
+    c, gate = state.outputs("collect"), state.outputs("gate")
+    ei, dpo = state.outputs("expert_iteration"), state.outputs("dpo")
+    rows = "; ".join(
+        f"{r['setting']} {r['parent']:.3f}->{r['candidate']:.3f} ({r['won_lost']}, z {r['z']:+.1f})"
+        for r in gate.get("rows", [])
+    )
+    published = state.outputs("publish").get("published")
+    times = " ".join(f"{name} {state.body['stages'][name]['seconds'] / 60:.1f}m" for name in STAGES)
+    data = f"{c.get('problems')} problems, {c.get('solved')} solved ({c.get('sound')} sound)"
+    trained = f"{ei.get('examples')} SFT examples, {dpo.get('pairs', 0)} DPO pairs"
+    outcome = f"published v{published}" if published is not None else "not promoted"
+    return (
+        f"round {state.round}: {data}, {trained} (DPO kept: {gate.get('dpo_kept', False)}); "
+        f"{rows}; {outcome} [{times}]"
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> LearnSettings:
+    search = {"strategy": args.strategy, "budget_tokens": args.budget}
+    gate = GateSettings(
+        greedy_problems=args.gate_problems,
+        search=dict(search, seed=0),
+        search_problems=args.gate_search_problems,
+        concurrency=args.concurrency,
+        threads=args.threads,
+    )
+    return LearnSettings(
+        model=args.model,
+        store=args.store,
+        runs_dir=args.runs_dir,
+        problems=args.problems,
+        search=search,
+        concurrency=args.concurrency,
+        expert=ExpertIteration(args.max_per_problem, FineTune(epochs=args.epochs, lr=args.lr)),
+        dpo=args.dpo,
+        refresh_reward=not args.no_reward_refresh,
+        gate=gate,
+        threads=args.threads,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="countdown", help="a bundled policy with a task")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds to run (default 1; with --every, forever)"
+    )
+    parser.add_argument("--every", type=parse_every, default=None, help="start a round this often, e.g. 30m")
+    parser.add_argument(
+        "--store", type=Path, default=Path(".cache/versions"), help="the server's --model-store"
+    )
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/learn"))
+    parser.add_argument(
+        "--problems", type=int, default=LearnSettings.problems, help="self-play problems a round"
+    )
+    parser.add_argument("--strategy", default="mcts", help="the self-play search (and the gate's)")
+    parser.add_argument("--budget", type=int, default=1024, help="its token budget")
+    parser.add_argument("--max-per-problem", type=int, default=ExpertIteration.max_per_problem)
+    parser.add_argument("--epochs", type=float, default=FineTune.epochs)
+    parser.add_argument("--lr", type=float, default=FineTune.lr)
+    parser.add_argument("--dpo", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--no-reward-refresh", action="store_true")
+    parser.add_argument("--gate-problems", type=int, default=GateSettings.greedy_problems, help="greedy, dev")
+    parser.add_argument("--gate-search-problems", type=int, default=GateSettings.search_problems)
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="searches in flight (the engine batches them)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = settings_from_args(args)
+    rounds = args.rounds if args.rounds is not None else (None if args.every else 1)
+    done = 0
+    while rounds is None or done < rounds:
+        began = time.monotonic()
+        asyncio.run(run_round(replace(settings)))
+        done += 1
+        if args.every and (rounds is None or done < rounds):
+            time.sleep(max(0.0, args.every - (time.monotonic() - began)))
+
+
+if __name__ == "__main__":
+    main()
