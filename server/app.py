@@ -19,9 +19,11 @@ from server.limits import AdmissionGate, BodySizeLimitMiddleware
 from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
 from server.routes import router
+from server.routes_traces import router as traces_router
 from server.search_services import SearchServices
 from server.settings import ServerSettings
 from server.state import ServerState
+from server.trace_recording import TraceRecorder
 
 logger = logging.getLogger("ponder.server")
 
@@ -41,16 +43,18 @@ def create_app(settings: ServerSettings, on_engine_failure: Callable[[], None] |
 
 
 def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None = None) -> FastAPI:
-    """The app around a ready-made state; its lifespan starts and closes the pool's engines."""
+    """The app around a ready-made state; its lifespan starts and closes the pool's engines,
+    applies trace retention at startup, and closes the trace store (a WAL checkpoint) last."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(_start_engines(state.pool, on_engine_failure))
+        pruning = asyncio.create_task(_enforce_retention(state.search.recorder))
         try:
             yield
         finally:
             starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
+            await asyncio.gather(starting, pruning, return_exceptions=True)
             await state.pool.close()
             await state.search.close()
 
@@ -59,6 +63,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app.state.ponder = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(traces_router)
     # Added last = outermost: metrics see every response, auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(
@@ -75,3 +80,10 @@ async def _start_engines(pool: ModelPool, on_failure: Callable[[], None] | None)
         logger.exception("an engine failed to start; the server cannot become ready")
         if on_failure is not None:
             on_failure()
+
+
+async def _enforce_retention(recorder: TraceRecorder) -> None:
+    try:
+        await recorder.enforce_retention()
+    except Exception:  # a broken store must not stop the server: searches still answer
+        logger.exception("trace retention failed at startup")

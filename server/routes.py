@@ -32,15 +32,6 @@ async def chat_completions(
     return await create_chat_completion(body, state, request)
 
 
-@router.get("/v1/traces/{trace_id}", response_model=None)
-async def get_trace(trace_id: str, state: StateDep) -> JSONResponse:
-    """The whole search tree of a request that asked for `search.trace`."""
-    trace = state.search.traces.load(trace_id)
-    if trace is None:
-        raise ApiError(404, f"No trace with id '{trace_id}'.", param="trace_id", code="trace_not_found")
-    return JSONResponse(trace)
-
-
 @router.post("/v1/completions", response_model=None)
 async def completions(
     body: CompletionRequest, state: StateDep, request: Request

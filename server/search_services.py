@@ -22,6 +22,7 @@ from search.config import SearchLimits
 from search.context import PrmScorer, Verifier
 from server.errors import invalid_request
 from server.settings import ServerSettings
+from server.trace_recording import TraceRecorder, TraceRecording
 from server.trace_store import TraceStore
 
 logger = logging.getLogger("ponder.search")
@@ -59,6 +60,13 @@ def countdown_verifier(user_message: str) -> Verifier | None:
 VERIFIER_FOR_POLICY = {"countdown": countdown_verifier}
 
 
+def outcome_verifier(model_id: str, user_message: str) -> Verifier | None:
+    """The task's verifier for this request, or None when the model has none or the message
+    states no task it can check (traces record the outcome wherever there is one)."""
+    factory = VERIFIER_FOR_POLICY.get(model_id)
+    return factory(user_message) if factory else None
+
+
 @dataclass
 class SearchServices:
     limits: SearchLimits
@@ -66,8 +74,13 @@ class SearchServices:
     served_prms: tuple[str, ...]
     backend: str = "embedded"
     engine_options: EngineOptions = field(default_factory=EngineOptions)
+    recording: TraceRecording = field(default_factory=TraceRecording)
+    recorder: TraceRecorder = field(init=False)
     _prms: dict[str, PrmScorer] = field(default_factory=dict)
     _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.recorder = TraceRecorder(self.traces, self.recording)
 
     @classmethod
     def from_settings(cls, settings: ServerSettings, served_prms: tuple[str, ...]) -> SearchServices:
@@ -75,7 +88,8 @@ class SearchServices:
             budget_tokens=settings.search_max_budget_tokens, max_seconds=settings.search_max_seconds
         )
         traces = TraceStore(settings.trace_db)
-        return cls(limits, traces, served_prms, settings.engine, settings.engine_options())
+        recording = TraceRecording.from_settings(settings)
+        return cls(limits, traces, served_prms, settings.engine, settings.engine_options(), recording)
 
     async def prm_for(self, model_id: str, prm_model: str | None = None) -> PrmScorer:
         """The PRM named by `prm_model`, else the one that guides `model_id`; a 400 naming
@@ -102,16 +116,18 @@ class SearchServices:
         return self._prms[prm_id]
 
     async def close(self) -> None:
-        """Release loaded PRMs; a vLLM one owns an engine-core process that must be stopped."""
+        """Release loaded PRMs (a vLLM one owns an engine-core process that must be stopped),
+        then checkpoint and close the trace store, so no trace is left only in its WAL."""
         prms, self._prms = self._prms, {}
         for scorer in prms.values():
             close = getattr(scorer.prm, "close", None)
             if close is not None:
                 await asyncio.to_thread(close)
+        await self.recorder.close()
 
     def verifier_for(self, model_id: str, user_message: str) -> Verifier:
-        factory = VERIFIER_FOR_POLICY.get(model_id)
-        verifier = factory(user_message) if factory else None
+        """The verifier a search with `search.verifier` uses; a 400 naming it where none applies."""
+        verifier = outcome_verifier(model_id, user_message)
         if verifier is None:
             raise invalid_request(
                 f"No outcome verifier applies to this request for '{model_id}'; set search.verifier "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -18,9 +19,10 @@ from starlette.responses import StreamingResponse
 from engine.models import recommended_aggregate
 from search.api import ModelDefaults, SearchRequest, resolve_search
 from search.config import SearchConfig
-from search.context import SearchContext
+from search.context import SearchContext, Verifier
 from search.result import SearchResult
 from search.runner import run_search
+from server.auth import get_caller
 from server.errors import invalid_request
 from server.generation import await_unless_disconnected
 from server.protocol import ChatCompletionRequest
@@ -37,21 +39,37 @@ from server.responses import (
     now_s,
 )
 from server.sampling import resolve_max_tokens
-from server.search_services import prm_id_for
+from server.search_services import outcome_verifier, prm_id_for
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
 from server.streaming import sse_response
+from server.trace_records import TraceRecord, build_record
 
 NO_SEARCH_EFFORTS = {"none", "minimal"}
+
+
+@dataclass(frozen=True)
+class TraceSource:
+    """What a trace records beyond the result: who asked what, of which weights, and how the
+    task checks a reply (None where it has no verifier)."""
+
+    model: str
+    version: str
+    owner: str
+    messages: tuple[tuple[str, str], ...]
+    outcome: Verifier | None
 
 
 def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchConfig | None:
     """The search a request asks for, None for plain sampling, or a 400 naming the bad knob."""
     effort = None if request.reasoning_effort in NO_SEARCH_EFFORTS else request.reasoning_effort
     try:
-        return resolve_search(request.search, effort, state.search.limits, _model_defaults(request, state))
+        config = resolve_search(request.search, effort, state.search.limits, _model_defaults(request, state))
     except ValueError as exc:
         raise invalid_request(str(exc), _param_of(str(exc)), "invalid_value") from None
+    if config is not None:
+        state.search.recording.check(config.trace)
+    return config
 
 
 def _model_defaults(request: ChatCompletionRequest, state: ServerState) -> ModelDefaults:
@@ -81,9 +99,10 @@ def _param_of(message: str) -> str:
 async def create_search_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request, config: SearchConfig
 ) -> ChatCompletionResponse | StreamingResponse:
-    ctx, prompt_ids = await _prepare(request, state, config)
+    ctx, prompt_ids, source = await _prepare(request, state, config, get_caller(http_request).owner)
     if request.is_streaming:
-        return sse_response(_search_chunks(ctx, prompt_ids, config, request, state), state.gate.admit())
+        chunks = _search_chunks(ctx, prompt_ids, config, request, state, source)
+        return sse_response(chunks, state.gate.admit())
     with state.gate.admit():
         work = run_search(ctx, prompt_ids, config)
         result = await await_unless_disconnected(work, http_request, state.settings.request_timeout_s)
@@ -99,14 +118,15 @@ async def create_search_completion(
             )
         ],
         usage=_usage(result),
-        search=_summary(result, state, request.model, config),
+        search=await _summary(result, state, config, source),
     )
 
 
 async def _prepare(
-    request: ChatCompletionRequest, state: ServerState, config: SearchConfig
-) -> tuple[SearchContext, list[int]]:
-    """Every check before any work: one choice, the context, the PRM and verifier asked for."""
+    request: ChatCompletionRequest, state: ServerState, config: SearchConfig, owner: str
+) -> tuple[SearchContext, list[int], TraceSource]:
+    """Every check before any work: one choice, the context, the PRM and verifier asked for;
+    and what a trace of the search would record."""
     if (request.n or 1) != 1:
         raise invalid_request("A search returns one choice: 'n' must be 1 (use search.n).", "n")
     engine = state.pool.engine_for(request.model)
@@ -117,7 +137,14 @@ async def _prepare(
     user_message = next((m.content for m in reversed(messages) if m.role == "user"), "")
     prm = await state.search.prm_for(request.model, config.prm_model) if config.prm else None
     verifier = state.search.verifier_for(request.model, user_message) if config.verifier else None
-    return SearchContext(engine, user_message, prm=prm, verifier=verifier), prompt_ids
+    source = TraceSource(
+        model=request.model,
+        version=engine.card.version,
+        owner=owner,
+        messages=tuple((m.role, m.content) for m in messages),
+        outcome=outcome_verifier(request.model, user_message),
+    )
+    return SearchContext(engine, user_message, prm=prm, verifier=verifier), prompt_ids, source
 
 
 async def _search_chunks(
@@ -126,6 +153,7 @@ async def _search_chunks(
     config: SearchConfig,
     request: ChatCompletionRequest,
     state: ServerState,
+    source: TraceSource,
 ) -> AsyncIterator[ChatCompletionChunk]:
     chunk_id, created = new_id("chatcmpl"), now_s()
 
@@ -145,7 +173,7 @@ async def _search_chunks(
             yield chunk(DeltaMessage(reasoning_content=line))
         result = task.result()
         yield chunk(DeltaMessage(content=result.text))
-        summary = _summary(result, state, request.model, config)
+        summary = await _summary(result, state, config, source)
         yield chunk(DeltaMessage(), result.finish_reason, search=summary)
         if request.includes_stream_usage:
             yield ChatCompletionChunk(
@@ -181,8 +209,11 @@ def _usage(result: SearchResult) -> UsageInfo:
     )
 
 
-def _summary(result: SearchResult, state: ServerState, model: str, config: SearchConfig) -> dict[str, Any]:
-    stats = result.stats
+async def _summary(
+    result: SearchResult, state: ServerState, config: SearchConfig, source: TraceSource
+) -> dict[str, Any]:
+    """The response's `search` object; with `trace_id` when the search is recorded."""
+    stats, model = result.stats, source.model
     summary: dict[str, Any] = {
         "strategy": result.strategy or config.strategy,
         "temperature": config.temperature,
@@ -198,6 +229,24 @@ def _summary(result: SearchResult, state: ServerState, model: str, config: Searc
         "score": result.score,
         "is_verified": result.is_verified,
     }
-    if config.trace:
-        summary["trace_id"] = state.search.traces.save(model, summary["strategy"], result.trace())
+    if state.search.recording.is_recorded(config.trace):
+        summary["trace_id"] = await _record(result, state, config, source)
     return summary
+
+
+async def _record(result: SearchResult, state: ServerState, config: SearchConfig, source: TraceSource) -> str:
+    """Build the record (it walks the whole tree and verifies every reply) and save it, both
+    off the event loop."""
+
+    def build() -> TraceRecord:
+        return build_record(
+            result,
+            config,
+            model=source.model,
+            version=source.version,
+            owner=source.owner,
+            messages=source.messages,
+            outcome=source.outcome,
+        )
+
+    return await state.search.recorder.save(await asyncio.to_thread(build))

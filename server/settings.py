@@ -6,7 +6,7 @@ can set) the whole admission policy in one place.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,15 @@ class ServerSettings(BaseSettings):
     request_timeout_s: float = Field(600.0, gt=0, description="wall-clock limit on one generation")
     log_level: str = Field("info", description="uvicorn and ponder log level")
     trace_db: str = Field(".cache/traces.sqlite3", description="SQLite file that keeps search traces")
+    record_traces: Literal["off", "opt-in", "all"] = Field(
+        "opt-in",
+        description="which searches are recorded: off (search.trace is a 400), opt-in (those with "
+        "search.trace: true) or all",
+    )
+    trace_retention_days: float = Field(30.0, gt=0, description="traces older than this are deleted")
+    trace_max_mb: int = Field(
+        1024, ge=1, description="stored traces beyond this many MiB are deleted, oldest first"
+    )
     search_max_budget_tokens: int = Field(8192, ge=1, description="largest search.budget_tokens accepted")
     search_max_seconds: float = Field(120.0, gt=0, description="largest search.max_seconds accepted")
 

@@ -39,6 +39,11 @@ def test_defaults() -> None:
         [],
     )
     assert settings.api_key is None
+    assert (settings.record_traces, settings.trace_retention_days, settings.trace_max_mb) == (
+        "opt-in",
+        30,
+        1024,
+    )
 
 
 @pytest.mark.parametrize(
@@ -49,6 +54,9 @@ def test_defaults() -> None:
         ["--max-n", "0"],
         ["--request-timeout-s", "-1"],
         ["--port", "x"],
+        ["--record-traces", "sometimes"],
+        ["--trace-retention-days", "0"],
+        ["--trace-max-mb", "0"],
     ],
 )
 def test_bad_settings_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
