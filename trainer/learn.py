@@ -106,11 +106,13 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
         search_problems=args.gate_search_problems,
         concurrency=args.concurrency,
         threads=args.threads,
+        max_drop_z=args.max_drop_z,
     )
     return LearnSettings(
         model=args.model,
         store=args.store,
         runs_dir=args.runs_dir,
+        trace_db=args.trace_db,
         problems=args.problems,
         search=search,
         concurrency=args.concurrency,
@@ -136,6 +138,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/learn"))
     parser.add_argument(
+        "--trace-db",
+        type=Path,
+        default=Path(".cache/traces.sqlite3"),
+        help="the server's traces to learn from",
+    )
+    parser.add_argument(
         "--problems", type=int, default=LearnSettings.problems, help="self-play problems a round"
     )
     parser.add_argument("--strategy", default="mcts", help="the self-play search (and the gate's)")
@@ -147,6 +155,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-reward-refresh", action="store_true")
     parser.add_argument("--gate-problems", type=int, default=GateSettings.greedy_problems, help="greedy, dev")
     parser.add_argument("--gate-search-problems", type=int, default=GateSettings.search_problems)
+    parser.add_argument(
+        "--max-drop-z",
+        type=float,
+        default=GateSettings.max_drop_z,
+        help="promote unless worse by this paired z",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=16, help="searches in flight (the engine batches them)"
     )

@@ -25,7 +25,7 @@ from trainer.fine_tune import fine_tune_causal_lm
 from trainer.gate import GateSettings, VersionUnderTest, decide, evaluate_version
 from trainer.reward_refresh import refresh_checker
 from trainer.round_state import RoundState
-from trainer.selfplay import Collection, Solved, collect
+from trainer.selfplay import Collection, Solved, collect, traced_problems
 
 DpoMode = Literal["auto", "on", "off"]
 TUNING_SEED = 4321
@@ -75,7 +75,8 @@ class RoundContext:
         )
 
     def solved(self) -> list[Solved]:
-        return list(Collection(self.path("collect")).read())
+        """Self-play problems, then problems users searched (recorded traces)."""
+        return [*Collection(self.path("collect")).read(), *Collection(self.path("traces")).read()]
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(num_threads=self.settings.threads)
@@ -93,7 +94,12 @@ async def stage_collect(ctx: RoundContext) -> dict[str, Any]:
         solved = await collect(engine, prm, ctx.task, messages, config, ctx.path("collect"), s.concurrency)
     finally:
         await engine.close()
+    since = float(ctx.state.body.get("traces_since", 0.0))
+    traced = [] if s.trace_db is None else traced_problems(s.trace_db, s.model, since, ctx.task)
+    Collection(ctx.path("traces")).write_part(0, traced)
     return {
+        "traces": len(traced),
+        "traces_solved": sum(p.is_solved for p in traced),
         "problems": len(solved),
         "solved": sum(p.is_solved for p in solved),
         "sound": sum(any(r.is_sound for r in p.replies) for p in solved),

@@ -142,3 +142,26 @@ async def collect(
         collection.write_part(begin // PART_SIZE, list(solved))
     progress.close()
     return list(collection.read())
+
+
+def traced_problems(trace_db: Path, model: str, since: float, task: Task) -> list[Solved]:
+    """Searches users ran on `model` after `since` that pose a problem of `task`, each reply
+    graded again by the task (a trace records the verifier's outcome only where it ran)."""
+    if not trace_db.is_file():
+        return []
+    from server.trace_store import TraceStore
+
+    store = TraceStore(trace_db)
+    solved: list[Solved] = []
+    try:
+        for record in store.iter_records(model, since):
+            message = next((m["content"] for m in reversed(record.messages) if m.get("role") == "user"), "")
+            if task.verify(message, "") is None:
+                continue
+            replies = finished_replies(task, message, [(r.text, r.steps) for r in record.replies])
+            answer_ok = bool(task.verify(message, record.answer))
+            tokens = int(record.tree.get("stats", {}).get("num_tokens_generated", 0))
+            solved.append(Solved(message, replies, answer_ok, tokens, source=f"trace:{record.id}"))
+    finally:
+        store.close()
+    return solved
