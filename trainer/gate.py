@@ -18,6 +18,7 @@ from engine.options import EngineOptions
 from rewards.prm import load_prm
 from rewards.tasks import Task
 from search.context import PrmScorer
+from trainer.checkpoint import weights_digest
 from trainer.evaluate import Cell, offline_search_config, run_cell
 from trainer.selfplay import write_json_atomically
 
@@ -54,6 +55,11 @@ class VersionUnderTest:
     policy: Path
     prm: Path | None
 
+    def digest(self) -> str:
+        """Names the policy's and the PRM's weights together."""
+        parts = [weights_digest(self.policy)] + ([] if self.prm is None else [weights_digest(self.prm)])
+        return "-".join(parts)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -77,8 +83,9 @@ async def evaluate_version(
     settings: GateSettings,
     cache_dir: Path,
 ) -> dict[str, Cell]:
-    """The version's greedy and search cells on the dev split; cached in `cache_dir/<label>.json`."""
-    cache = cache_dir / f"{version.label}.json"
+    """The version's greedy and search cells on the dev split, cached by what the weights are
+    (a candidate of one round is the served parent of the next, under another label)."""
+    cache = cache_dir / f"{version.digest()}.json"
     wanted = {
         "greedy_problems": settings.greedy_problems,
         "search": settings.search,
