@@ -28,7 +28,7 @@ from trainer.expert_iteration import ExpertIteration
 from trainer.fine_tune import FineTune
 from trainer.gate import GateSettings
 from trainer.learn_stages import STAGES, LearnSettings, RoundContext
-from trainer.round_state import RoundState, round_folders
+from trainer.round_state import RoundState, last_finished_time, round_folders
 
 EVERY_UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -45,11 +45,11 @@ def next_round(settings: LearnSettings, store: VersionStore, prm_id: str | None)
     """The unfinished round to resume, or a new one starting from the served versions."""
     model_root = settings.runs_dir / settings.model
     folders = round_folders(model_root)
-    if folders:
-        last = RoundState.open(folders[-1], {})
-        if not last.is_finished:
-            return last
-    number = len(folders) + 1
+    if folders and not RoundState.is_finished_at(folders[-1]):
+        folder = folders[-1]  # killed before it finished (maybe before it wrote its state)
+    else:
+        folder = model_root / f"round-{len(folders) + 1:02d}"
+    number = int(folder.name.removeprefix("round-"))
     parent = store.seed_from(settings.model, resolve_model_dir(settings.model))
     parent_prm = None if prm_id is None else store.seed_from(prm_id, resolve_model_dir(prm_id))
     inputs = {
@@ -57,8 +57,9 @@ def next_round(settings: LearnSettings, store: VersionStore, prm_id: str | None)
         "parent": parent,
         "parent_prm": parent_prm,
         "seed": settings.seed_base + number,
+        "traces_since": last_finished_time(model_root),
     }
-    return RoundState.open(model_root / f"round-{number:02d}", inputs)
+    return RoundState.open(folder, inputs)  # inputs count only for a round not started yet
 
 
 async def run_round(settings: LearnSettings) -> RoundState:

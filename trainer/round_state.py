@@ -35,6 +35,11 @@ class RoundState:
         state.save()
         return state
 
+    @staticmethod
+    def is_finished_at(folder: Path) -> bool:
+        path = folder / STATE_FILE
+        return path.is_file() and json.loads(path.read_text()).get("finished") is not None
+
     @property
     def round(self) -> int:
         return int(self.body["round"])
