@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rewards.tasks import get_task
 from trainer.dpo import sibling_pairs
 from trainer.expert_iteration import best_paths
 from trainer.learn import parse_every
@@ -86,3 +87,29 @@ def test_every_reads_units(text: str, seconds: float) -> None:
 def test_every_refuses_other_text() -> None:
     with pytest.raises(Exception, match="--every"):
         parse_every("soon")
+
+
+def test_traced_problems_come_back_graded_by_the_task(tmp_path: Path) -> None:
+    """What users searched on the model since the last round becomes training data; searches on
+    other models, older ones and prompts that pose no problem of the task do not."""
+    from server.trace_records import ReplyRecord, TraceRecord
+    from server.trace_store import TraceStore
+    from trainer.selfplay import traced_problems
+
+    def record(model: str, message: str, created: float) -> TraceRecord:
+        replies = [ReplyRecord("\n".join(s), s, [], None, None) for s in (GOOD_A, BAD)]
+        messages = [{"role": "user", "content": message}]
+        return TraceRecord(
+            "", created, model, "countdown-v0", "mcts", "", messages, {}, replies, "\n".join(BAD)
+        )
+
+    store = TraceStore(tmp_path / "traces.sqlite3")
+    store.save(record("countdown", MESSAGE, 100.0))
+    store.save(record("countdown", MESSAGE, 10.0))  # before the last round
+    store.save(record("smollm2-135m-instruct", MESSAGE, 100.0))
+    store.save(record("countdown", "What is 2+2?", 100.0))
+    store.close()
+    [problem] = traced_problems(tmp_path / "traces.sqlite3", "countdown", 50.0, get_task("countdown"))
+    assert problem.source.startswith("trace:") and not problem.is_answer_verified
+    assert [(r.is_verified, r.is_sound) for r in problem.replies] == [(True, True), (False, False)]
+    assert traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_task("countdown")) == []
