@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from engine.models import recommended_aggregate
+from engine.protocol import Engine
 from search.api import ModelDefaults, SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext
@@ -23,6 +24,7 @@ from search.result import SearchResult
 from search.runner import run_search
 from server.errors import invalid_request
 from server.generation import await_unless_disconnected
+from server.leases import released_on_error
 from server.protocol import ChatCompletionRequest
 from server.responses import (
     AssistantMessage,
@@ -35,6 +37,7 @@ from server.responses import (
     UsageInfo,
     new_id,
     now_s,
+    system_fingerprint,
 )
 from server.sampling import resolve_max_tokens
 from server.search_services import prm_id_for
@@ -81,16 +84,20 @@ def _param_of(message: str) -> str:
 async def create_search_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request, config: SearchConfig
 ) -> ChatCompletionResponse | StreamingResponse:
-    ctx, prompt_ids = await _prepare(request, state, config)
+    lease = state.pool.lease(request.model)  # every branch of the search runs on this one engine
+    with released_on_error(lease):
+        ctx, prompt_ids = await _prepare(request, state, config, lease.engine)
+        admission = state.gate.admit()
     if request.is_streaming:
-        return sse_response(_search_chunks(ctx, prompt_ids, config, request, state), state.gate.admit())
-    with state.gate.admit():
+        return sse_response(_search_chunks(ctx, prompt_ids, config, request, state), admission, lease)
+    with admission, lease:
         work = run_search(ctx, prompt_ids, config)
         result = await await_unless_disconnected(work, http_request, state.settings.request_timeout_s)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
         model=request.model,
+        system_fingerprint=system_fingerprint(ctx.engine.card),
         choices=[
             ChatChoice(
                 index=0,
@@ -104,12 +111,12 @@ async def create_search_completion(
 
 
 async def _prepare(
-    request: ChatCompletionRequest, state: ServerState, config: SearchConfig
+    request: ChatCompletionRequest, state: ServerState, config: SearchConfig, engine: Engine
 ) -> tuple[SearchContext, list[int]]:
-    """Every check before any work: one choice, the context, the PRM and verifier asked for."""
+    """Every check before any work: one choice, the context, the PRM and verifier asked for.
+    The PRM scorer is taken once here: a PRM swapped meanwhile does not reach this search."""
     if (request.n or 1) != 1:
         raise invalid_request("A search returns one choice: 'n' must be 1 (use search.n).", "n")
-    engine = state.pool.engine_for(request.model)
     messages = to_engine_messages(request.messages)
     prompt_ids = engine.apply_chat_template(messages)
     max_context, max_tokens = engine.card.max_context, state.settings.max_tokens
@@ -127,12 +134,17 @@ async def _search_chunks(
     request: ChatCompletionRequest,
     state: ServerState,
 ) -> AsyncIterator[ChatCompletionChunk]:
-    chunk_id, created = new_id("chatcmpl"), now_s()
+    chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(ctx.engine.card)
 
-    def chunk(delta: DeltaMessage, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
-        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish)
+    def chunk(delta: DeltaMessage | None, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
+        choices = [] if delta is None else [ChatChunkChoice(index=0, delta=delta, finish_reason=finish)]
         return ChatCompletionChunk(
-            id=chunk_id, created=created, model=request.model, choices=[choice], **extra
+            id=chunk_id,
+            created=created,
+            model=request.model,
+            choices=choices,
+            system_fingerprint=fingerprint,
+            **extra,
         )
 
     steps: asyncio.Queue[str | None] = asyncio.Queue()
@@ -148,9 +160,7 @@ async def _search_chunks(
         summary = _summary(result, state, request.model, config)
         yield chunk(DeltaMessage(), result.finish_reason, search=summary)
         if request.includes_stream_usage:
-            yield ChatCompletionChunk(
-                id=chunk_id, created=created, model=request.model, choices=[], usage=_usage(result)
-            )
+            yield chunk(None, usage=_usage(result))
     finally:  # a client that goes away stops the search and frees its cache references
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
