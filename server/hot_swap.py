@@ -82,6 +82,7 @@ class HotSwapper:
         served = self.versions.served.get(model_id)
         if served is not None and served.version == version:
             return SwapOutcome(model_id, previous, previous, swapped=False)
+        logger.info("hot swap: loading %s-v%d beside %s", model_id, version, previous)
         try:
             manifest = await asyncio.to_thread(self.versions.verify, model_id, version)
             await self._load(model_id, self.versions.store.folder(model_id, version))
