@@ -107,7 +107,10 @@ class HotSwapper:
         while True:
             await asyncio.sleep(interval_s)
             for model_id in self.model_ids:
-                await self._poll(model_id)
+                try:
+                    await self._poll(model_id)
+                except Exception:  # a store the watcher cannot read now must not stop it for good
+                    logger.exception("watcher: checking %s failed", model_id)
 
     async def _poll(self, model_id: str) -> None:
         try:
