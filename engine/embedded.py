@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import reply_tokens, resolve_model_dir, sampling_defaults
+from engine.models import reply_tokens, resolve_model_dir, sampling_defaults, version_label
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -60,6 +60,7 @@ class EmbeddedEngine(HFTextMixin):
             max_context=max_context,
             sampling_defaults=sampling_defaults(self.model_id, folder),
             reply_tokens=reply_tokens(self.model_id),
+            version=version_label(folder),
         )
         cache = None
         if self.options.enable_prefix_cache:
@@ -170,5 +171,7 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> froz
     return frozenset(ids)
 
 
-def create_embedded_engine(model_id: str, options: EngineOptions) -> EmbeddedEngine:
-    return EmbeddedEngine(model_id, options)
+def create_embedded_engine(
+    model_id: str, options: EngineOptions, model_dir: Path | None = None
+) -> EmbeddedEngine:
+    return EmbeddedEngine(model_id, options, model_dir)

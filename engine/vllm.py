@@ -29,7 +29,7 @@ from vllm.inputs import TokensPrompt  # type: ignore[import-not-found]
 from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found]
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import reply_tokens, resolve_model_dir, sampling_defaults
+from engine.models import reply_tokens, resolve_model_dir, sampling_defaults, version_label
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -90,6 +90,7 @@ class VllmEngine(HFTextMixin):
             extra={"engine": "vllm"},
             sampling_defaults=sampling_defaults(self.model_id, folder),
             reply_tokens=reply_tokens(self.model_id),
+            version=version_label(folder),
         )
 
     def _build(self, folder: Path, max_context: int) -> Any:
@@ -216,5 +217,5 @@ def _empty(index: int, num_prompt_tokens: int) -> Continuation:
     return Continuation(index, [], "", "length", num_prompt_tokens=num_prompt_tokens)
 
 
-def create_vllm_engine(model_id: str, options: EngineOptions) -> VllmEngine:
-    return VllmEngine(model_id, options)
+def create_vllm_engine(model_id: str, options: EngineOptions, model_dir: Path | None = None) -> VllmEngine:
+    return VllmEngine(model_id, options, model_dir)

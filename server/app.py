@@ -1,7 +1,8 @@
 """The FastAPI app: state, middleware, error handlers, routes, and the engines' lifetime.
 
 Engines start in a background task after the app starts listening, so /health answers and
-/ready says 503 while weights load; requests for a loading model get a 503 too.
+/ready says 503 while weights load; requests for a loading model get a 503 too. Once they have
+started, the same task watches the version store and hot-swaps new versions (`server.hot_swap`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from engine.versions import VersionStore
 from server.auth import ApiKeyMiddleware
 from server.errors import install_error_handlers
+from server.hot_swap import HotSwapper
 from server.limits import AdmissionGate, BodySizeLimitMiddleware
 from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
+from server.model_versions import ModelVersions
 from server.routes import router
+from server.routes_admin import admin_router
 from server.routes_traces import router as traces_router
 from server.search_services import SearchServices
 from server.settings import ServerSettings
@@ -30,11 +36,21 @@ logger = logging.getLogger("ponder.server")
 
 def build_state(settings: ServerSettings, plan: ServePlan | None = None) -> ServerState:
     """Decide what to serve (raises ValueError for an unknown or missing model); starts nothing."""
-    pool = ModelPool(plan or plan_models(settings.models), settings.engine, settings.engine_options())
+    plan = plan or plan_models(settings.models)
+    versions = ModelVersions(VersionStore(Path(settings.model_store)), plan.model_ids)
+    pool = ModelPool(
+        plan, settings.engine, settings.engine_options(), versions, retire_after_s=settings.request_timeout_s
+    )
     gate = AdmissionGate(settings.max_concurrent_requests)
-    metrics = ServerMetrics(engines=lambda: pool.engines, num_in_flight=lambda: gate.num_in_flight)
-    search = SearchServices.from_settings(settings, pool.plan.reward_ids)
-    return ServerState(settings=settings, pool=pool, gate=gate, metrics=metrics, search=search)
+    metrics = ServerMetrics(
+        engines=lambda: pool.engines,
+        num_in_flight=lambda: gate.num_in_flight,
+        model_versions=versions.numbers,
+        num_retiring=lambda: len(pool.retiring),
+    )
+    search = SearchServices.from_settings(settings, plan.reward_ids, versions)
+    swapper = HotSwapper(pool, search, versions)
+    return ServerState(settings, pool, gate, metrics, search, swapper)
 
 
 def create_app(settings: ServerSettings, on_engine_failure: Callable[[], None] | None = None) -> FastAPI:
@@ -48,7 +64,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        starting = asyncio.create_task(_start_engines(state.pool, on_engine_failure))
+        starting = asyncio.create_task(_serve(state, on_engine_failure))
         pruning = asyncio.create_task(_enforce_retention(state.search.recorder))
         try:
             yield
@@ -64,6 +80,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(traces_router)
+    app.include_router(admin_router)
     # Added last = outermost: metrics see every response, auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(
@@ -73,13 +90,24 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     return app
 
 
-async def _start_engines(pool: ModelPool, on_failure: Callable[[], None] | None) -> None:
+async def _serve(state: ServerState, on_failure: Callable[[], None] | None) -> None:
+    """Start the engines, then watch the store for new versions until shutdown."""
+    if not await _start_engines(state.pool, on_failure):
+        return
+    interval_s = state.settings.watch_interval_s
+    if interval_s > 0 and state.swapper.model_ids:
+        await state.swapper.watch(interval_s)
+
+
+async def _start_engines(pool: ModelPool, on_failure: Callable[[], None] | None) -> bool:
     try:
         await pool.start()
     except Exception:  # not CancelledError: a shutdown during loading is no failure
         logger.exception("an engine failed to start; the server cannot become ready")
         if on_failure is not None:
             on_failure()
+        return False
+    return True
 
 
 async def _enforce_retention(recorder: TraceRecorder) -> None:

@@ -1,4 +1,5 @@
-"""Prometheus metrics: HTTP traffic, tokens, admission, and every engine's prefix-cache counters.
+"""Prometheus metrics: HTTP traffic, tokens, admission, served model versions, and every
+engine's prefix-cache counters.
 
 Each app gets its own `CollectorRegistry`, so several apps (tests) never share counters. Cache
 figures are read from `engine.cache_stats()` at scrape time by a custom collector rather than
@@ -58,10 +59,31 @@ class CacheStatsCollector(Collector):
         yield from families.values()
 
 
+class ModelVersionCollector(Collector):
+    """`ponder_model_version{model}`: the version number each versioned model serves now."""
+
+    def __init__(self, versions: Callable[[], Mapping[str, int]]) -> None:
+        self._versions = versions
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "ponder_model_version", "published version served (engine.versions), per model", labels=["model"]
+        )
+        for model_id, version in sorted(self._versions().items()):
+            family.add_metric([model_id], float(version))
+        yield family
+
+
 class ServerMetrics:
     """The server's own instruments, registered in a private registry."""
 
-    def __init__(self, engines: Callable[[], Mapping[str, Engine]], num_in_flight: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engines: Callable[[], Mapping[str, Engine]],
+        num_in_flight: Callable[[], int],
+        model_versions: Callable[[], Mapping[str, int]] = dict,
+        num_retiring: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ponder_http_requests",
@@ -83,7 +105,14 @@ class ServerMetrics:
         )
         in_flight = Gauge("ponder_requests_in_flight", "requests holding engine work", registry=self.registry)
         in_flight.set_function(lambda: float(num_in_flight()))
+        retiring = Gauge(
+            "ponder_engines_retiring",
+            "replaced engines still open for the requests that started on them",
+            registry=self.registry,
+        )
+        retiring.set_function(lambda: float(num_retiring()))
         self.registry.register(CacheStatsCollector(engines))
+        self.registry.register(ModelVersionCollector(model_versions))
 
     def record_tokens(self, model_id: str, num_prompt_tokens: int, num_completion_tokens: int) -> None:
         self.prompt_tokens.labels(model_id).inc(num_prompt_tokens)

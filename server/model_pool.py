@@ -2,19 +2,27 @@
 
 Reward models (the PRM) are not served by an `Engine`; they are listed so clients can discover
 them, and a chat request to one is refused with a 400 that says why.
+
+Requests reach an engine through a lease (`lease`), never by looking it up and keeping it: a
+hot swap (`swap`) starts the new version's engine beside the old one, switches to it in one
+assignment on the event loop, and closes the old one once the last request on it has finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.models import BUNDLED_MODELS, is_available
 from engine.options import EngineOptions
 from engine.protocol import Engine
 from engine.registry import create_engine
 from server.errors import invalid_request, model_not_found, not_ready
+from server.leases import EngineLease, LeaseBook
+from server.model_versions import ModelVersions
 from server.responses import ModelObject, now_s
 
 logger = logging.getLogger("ponder.server")
@@ -56,13 +64,29 @@ def plan_models(requested: Sequence[str]) -> ServePlan:
 
 
 class ModelPool:
-    """model id -> started `Engine`; `start` runs in the background so /health answers meanwhile."""
+    """model id -> started `Engine`; `start` runs in the background so /health answers meanwhile.
 
-    def __init__(self, plan: ServePlan, backend: str, options: EngineOptions) -> None:
+    `versions` (None: serve the bundled folders) says which published version of each versioned
+    model to load; a replaced engine is closed once its leases are back, or after
+    `retire_after_s` (the request timeout) at the latest.
+    """
+
+    def __init__(
+        self,
+        plan: ServePlan,
+        backend: str,
+        options: EngineOptions,
+        versions: ModelVersions | None = None,
+        retire_after_s: float = 600.0,
+    ) -> None:
         self.plan = plan
         self.backend = backend
         self.options = options
+        self.versions = versions
+        self.retire_after_s = retire_after_s
         self.engines: dict[str, Engine] = {}
+        self.leases = LeaseBook()
+        self.retiring: set[asyncio.Task[None]] = set()
         self.failure: str | None = None
         self.created = now_s()
 
@@ -71,17 +95,27 @@ class ModelPool:
         return len(self.engines) == len(self.plan.generate_ids)
 
     async def start(self) -> None:
-        """Create and start every engine, one at a time (they share the same cores)."""
+        """Pick each versioned model's version, then create and start every engine, one at a
+        time (they share the same cores)."""
+        if self.versions is not None:
+            try:
+                await asyncio.to_thread(self.versions.open_all)
+            except Exception:
+                self.failure = "no servable version of a model in the version store; see the server log"
+                raise
         for model_id in self.plan.generate_ids:
             try:
                 self.engines[model_id] = await self._start_one(model_id)
             except Exception:
                 self.failure = f"the engine for {model_id!r} failed to start; see the server log"
                 raise
-            logger.info("serving %s (max_context=%d)", model_id, self.engines[model_id].card.max_context)
+            card = self.engines[model_id].card
+            logger.info("serving %s %r (max_context=%d)", model_id, card.version, card.max_context)
 
-    async def _start_one(self, model_id: str) -> Engine:
-        engine = create_engine(self.backend, model_id, self.options)
+    async def _start_one(self, model_id: str, folder: Path | None = None) -> Engine:
+        if folder is None and self.versions is not None:
+            folder = self.versions.folder_for(model_id)
+        engine = create_engine(self.backend, model_id, self.options, folder)
         try:
             await engine.start()
         except BaseException:  # a failed or cancelled start must not leave a half-loaded engine
@@ -89,10 +123,43 @@ class ModelPool:
             raise
         return engine
 
+    async def swap(self, model_id: str, folder: Path) -> Engine:
+        """Serve `model_id` from `folder`: start the new engine beside the old one (a failure
+        leaves the old one serving), switch new requests to it, retire the old one."""
+        engine = await self._start_one(model_id, folder)
+        old = self.engines.get(model_id)
+        self.engines[model_id] = engine  # one assignment: a request leases one or the other
+        if old is not None:
+            task = asyncio.create_task(self._close_when_released(model_id, old))
+            self.retiring.add(task)
+            task.add_done_callback(self.retiring.discard)
+        return engine
+
+    async def _close_when_released(self, model_id: str, engine: Engine) -> None:
+        """Close a replaced engine (and with it its prefix cache) once no request runs on it."""
+        try:
+            if not await self.leases.wait_released(engine, self.retire_after_s):
+                logger.warning(
+                    "closing the replaced %s engine with %d requests still on it",
+                    model_id,
+                    self.leases.num_held(engine),
+                )
+        finally:
+            await _close_quietly(model_id, engine)
+            logger.info("closed the replaced engine of %s %s", model_id, engine.card.version)
+
     async def close(self) -> None:
+        for task in list(self.retiring):
+            task.cancel()
+        await asyncio.gather(*self.retiring, return_exceptions=True)
         engines, self.engines = self.engines, {}
         for model_id, engine in engines.items():
             await _close_quietly(model_id, engine)
+
+    def lease(self, model_id: str) -> EngineLease:
+        """A hold on the current engine of a request's `model` (or the ApiError that explains
+        why there is none); release it when the response ends."""
+        return self.leases.acquire(self.engine_for(model_id))
 
     def engine_for(self, model_id: str) -> Engine:
         """The started engine for a request's `model`, or the ApiError that explains why not."""
@@ -116,13 +183,20 @@ class ModelPool:
                 id=model_id,
                 created=self.created,
                 max_model_len=engine.card.max_context if (engine := self.engines.get(model_id)) else None,
+                version=(engine.card.version or None) if engine else self._version_label(model_id),
             )
             for model_id in self.plan.generate_ids
         ]
         listed += [
-            ModelObject(id=model_id, created=self.created, kind="reward") for model_id in self.plan.reward_ids
+            ModelObject(
+                id=model_id, created=self.created, kind="reward", version=self._version_label(model_id)
+            )
+            for model_id in self.plan.reward_ids
         ]
         return listed
+
+    def _version_label(self, model_id: str) -> str | None:
+        return None if self.versions is None else self.versions.label(model_id)
 
 
 async def _close_quietly(model_id: str, engine: Engine) -> None:

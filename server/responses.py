@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
+from engine.protocol import ModelCard
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
@@ -19,6 +21,12 @@ def new_id(prefix: str) -> str:
 
 def now_s() -> int:
     return int(time.time())
+
+
+def system_fingerprint(card: ModelCard) -> str:
+    """Which weights answered: the served version's label, or the model id where unversioned
+    (SmolLM2). A client sees a hot swap as this value changing, once, from old to new."""
+    return card.version or card.model_id
 
 
 class PromptTokensDetails(BaseModel):
@@ -100,6 +108,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: UsageInfo | None = None
+    system_fingerprint: str | None = None
     search: dict[str, Any] | None = None  # on the last chunk of a search: what it did
 
     @model_serializer(mode="wrap")
@@ -142,6 +151,7 @@ class ModelObject(BaseModel):
     owned_by: str = "ponder"
     kind: Literal["generate", "reward"] = "generate"
     max_model_len: int | None = None
+    version: str | None = None  # the served version's label ("countdown-v3"); null: unversioned
 
 
 class ModelList(BaseModel):

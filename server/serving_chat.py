@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import ChatMessage
+from engine.protocol import ChatMessage, Engine
 from server.errors import invalid_request
 from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.leases import released_on_error
 from server.logprobs import chat_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import ChatCompletionRequest, ChatMessageIn
@@ -26,6 +27,7 @@ from server.responses import (
     DeltaMessage,
     new_id,
     now_s,
+    system_fingerprint,
 )
 from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
 from server.state import ServerState
@@ -50,12 +52,11 @@ def num_top_logprobs(request: ChatCompletionRequest) -> int | None:
     return request.top_logprobs or 0
 
 
-def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> GenerationJob:
+def prepare_chat(request: ChatCompletionRequest, state: ServerState, engine: Engine) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
     num_top = num_top_logprobs(request)
-    engine = state.pool.engine_for(request.model)
     prompt_ids = engine.apply_chat_template(to_engine_messages(request.messages))
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
@@ -67,16 +68,19 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> Generati
 async def create_chat_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request
 ) -> ChatCompletionResponse | StreamingResponse:
-    job = prepare_chat(request, state)
-    admission = state.gate.admit()
+    lease = state.pool.lease(request.model)  # the request runs on this engine even across a swap
+    with released_on_error(lease):
+        job = prepare_chat(request, state, lease.engine)
+        admission = state.gate.admit()
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission)
-    with admission:
+        return sse_response(_chunks(job, request, state.metrics), admission, lease)
+    with admission, lease:
         choices, usage = await run_job(job, state.metrics, http_request)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
         model=request.model,
+        system_fingerprint=system_fingerprint(job.engine.card),
         choices=[
             ChatChoice(
                 index=choice.index,
@@ -94,10 +98,12 @@ async def _chunks(
     job: GenerationJob, request: ChatCompletionRequest, metrics: ServerMetrics
 ) -> AsyncIterator[ChatCompletionChunk]:
     """A role chunk per choice, content deltas, a finish chunk per choice, then optional usage."""
-    chunk_id, created = new_id("chatcmpl"), now_s()
+    chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(job.engine.card)
 
     def chunk(choice: ChatChunkChoice) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=chunk_id, created=created, model=job.model, choices=[choice])
+        return ChatCompletionChunk(
+            id=chunk_id, created=created, model=job.model, choices=[choice], system_fingerprint=fingerprint
+        )
 
     for index in range(job.params.n):
         role = DeltaMessage(role="assistant", content="")
@@ -116,5 +122,10 @@ async def _chunks(
             )
     if request.includes_stream_usage:
         yield ChatCompletionChunk(
-            id=chunk_id, created=created, model=job.model, choices=[], usage=tally.usage()
+            id=chunk_id,
+            created=created,
+            model=job.model,
+            choices=[],
+            usage=tally.usage(),
+            system_fingerprint=fingerprint,
         )

@@ -13,10 +13,11 @@ from starlette.responses import StreamingResponse
 from engine.protocol import Engine
 from server.errors import invalid_request
 from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.leases import released_on_error
 from server.logprobs import completion_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import CompletionRequest
-from server.responses import CompletionChoice, CompletionResponse, new_id, now_s
+from server.responses import CompletionChoice, CompletionResponse, new_id, now_s, system_fingerprint
 from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
 from server.state import ServerState
 from server.streaming import sse_response
@@ -31,11 +32,10 @@ def prompt_token_ids(engine: Engine, prompt: str | list[int]) -> list[int]:
     return token_ids
 
 
-def prepare_completion(request: CompletionRequest, state: ServerState) -> GenerationJob:
+def prepare_completion(request: CompletionRequest, state: ServerState, engine: Engine) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
-    engine = state.pool.engine_for(request.model)
     prompt_ids = prompt_token_ids(engine, request.prompt)
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"
@@ -47,16 +47,19 @@ def prepare_completion(request: CompletionRequest, state: ServerState) -> Genera
 async def create_completion(
     request: CompletionRequest, state: ServerState, http_request: Request
 ) -> CompletionResponse | StreamingResponse:
-    job = prepare_completion(request, state)
-    admission = state.gate.admit()
+    lease = state.pool.lease(request.model)  # the request runs on this engine even across a swap
+    with released_on_error(lease):
+        job = prepare_completion(request, state, lease.engine)
+        admission = state.gate.admit()
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission)
-    with admission:
+        return sse_response(_chunks(job, request, state.metrics), admission, lease)
+    with admission, lease:
         choices, usage = await run_job(job, state.metrics, http_request)
     return CompletionResponse(
         id=new_id("cmpl"),
         created=now_s(),
         model=request.model,
+        system_fingerprint=system_fingerprint(job.engine.card),
         choices=[
             CompletionChoice(
                 index=choice.index,
@@ -74,10 +77,12 @@ async def _chunks(
     job: GenerationJob, request: CompletionRequest, metrics: ServerMetrics
 ) -> AsyncIterator[CompletionResponse]:
     """Text deltas, a finish chunk per choice (empty text), then optional usage (no choices)."""
-    chunk_id, created = new_id("cmpl"), now_s()
+    chunk_id, created, fingerprint = new_id("cmpl"), now_s(), system_fingerprint(job.engine.card)
 
     def chunk(choice: CompletionChoice) -> CompletionResponse:
-        return CompletionResponse(id=chunk_id, created=created, model=job.model, choices=[choice])
+        return CompletionResponse(
+            id=chunk_id, created=created, model=job.model, choices=[choice], system_fingerprint=fingerprint
+        )
 
     tally = UsageTally(len(job.prompt_ids))
     text_offsets: dict[int, int] = {}  # index -> characters streamed so far (legacy `text_offset`)
@@ -93,5 +98,10 @@ async def _chunks(
             yield chunk(CompletionChoice(index=delta.index, text="", finish_reason=delta.finish_reason))
     if request.includes_stream_usage:
         yield CompletionResponse(
-            id=chunk_id, created=created, model=job.model, choices=[], usage=tally.usage()
+            id=chunk_id,
+            created=created,
+            model=job.model,
+            choices=[],
+            usage=tally.usage(),
+            system_fingerprint=fingerprint,
         )

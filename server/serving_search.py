@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from engine.models import recommended_aggregate
+from engine.protocol import Engine
 from search.api import ModelDefaults, SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext, Verifier
@@ -25,6 +26,7 @@ from search.runner import run_search
 from server.auth import get_caller
 from server.errors import invalid_request
 from server.generation import await_unless_disconnected
+from server.leases import released_on_error
 from server.protocol import ChatCompletionRequest
 from server.responses import (
     AssistantMessage,
@@ -37,6 +39,7 @@ from server.responses import (
     UsageInfo,
     new_id,
     now_s,
+    system_fingerprint,
 )
 from server.sampling import resolve_max_tokens
 from server.search_services import outcome_verifier, prm_id_for
@@ -99,17 +102,22 @@ def _param_of(message: str) -> str:
 async def create_search_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request, config: SearchConfig
 ) -> ChatCompletionResponse | StreamingResponse:
-    ctx, prompt_ids, source = await _prepare(request, state, config, get_caller(http_request).owner)
+    lease = state.pool.lease(request.model)  # every branch of the search runs on this one engine
+    with released_on_error(lease):
+        owner = get_caller(http_request).owner
+        ctx, prompt_ids, source = await _prepare(request, state, config, lease.engine, owner)
+        admission = state.gate.admit()
     if request.is_streaming:
         chunks = _search_chunks(ctx, prompt_ids, config, request, state, source)
-        return sse_response(chunks, state.gate.admit())
-    with state.gate.admit():
+        return sse_response(chunks, admission, lease)
+    with admission, lease:
         work = run_search(ctx, prompt_ids, config)
         result = await await_unless_disconnected(work, http_request, state.settings.request_timeout_s)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
         model=request.model,
+        system_fingerprint=system_fingerprint(ctx.engine.card),
         choices=[
             ChatChoice(
                 index=0,
@@ -123,13 +131,13 @@ async def create_search_completion(
 
 
 async def _prepare(
-    request: ChatCompletionRequest, state: ServerState, config: SearchConfig, owner: str
+    request: ChatCompletionRequest, state: ServerState, config: SearchConfig, engine: Engine, owner: str
 ) -> tuple[SearchContext, list[int], TraceSource]:
     """Every check before any work: one choice, the context, the PRM and verifier asked for;
-    and what a trace of the search would record."""
+    and what a trace of the search would record. The PRM scorer is taken once here: a PRM
+    swapped meanwhile does not reach this search."""
     if (request.n or 1) != 1:
         raise invalid_request("A search returns one choice: 'n' must be 1 (use search.n).", "n")
-    engine = state.pool.engine_for(request.model)
     messages = to_engine_messages(request.messages)
     prompt_ids = engine.apply_chat_template(messages)
     max_context, max_tokens = engine.card.max_context, state.settings.max_tokens
@@ -155,12 +163,17 @@ async def _search_chunks(
     state: ServerState,
     source: TraceSource,
 ) -> AsyncIterator[ChatCompletionChunk]:
-    chunk_id, created = new_id("chatcmpl"), now_s()
+    chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(ctx.engine.card)
 
-    def chunk(delta: DeltaMessage, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
-        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish)
+    def chunk(delta: DeltaMessage | None, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
+        choices = [] if delta is None else [ChatChunkChoice(index=0, delta=delta, finish_reason=finish)]
         return ChatCompletionChunk(
-            id=chunk_id, created=created, model=request.model, choices=[choice], **extra
+            id=chunk_id,
+            created=created,
+            model=request.model,
+            choices=choices,
+            system_fingerprint=fingerprint,
+            **extra,
         )
 
     steps: asyncio.Queue[str | None] = asyncio.Queue()
@@ -176,9 +189,7 @@ async def _search_chunks(
         summary = await _summary(result, state, config, source)
         yield chunk(DeltaMessage(), result.finish_reason, search=summary)
         if request.includes_stream_usage:
-            yield ChatCompletionChunk(
-                id=chunk_id, created=created, model=request.model, choices=[], usage=_usage(result)
-            )
+            yield chunk(None, usage=_usage(result))
     finally:  # a client that goes away stops the search and frees its cache references
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

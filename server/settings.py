@@ -71,6 +71,12 @@ class ServerSettings(BaseSettings):
     )
     search_max_budget_tokens: int = Field(8192, ge=1, description="largest search.budget_tokens accepted")
     search_max_seconds: float = Field(120.0, gt=0, description="largest search.max_seconds accepted")
+    model_store: str = Field(
+        ".cache/versions", description="version store the learner publishes into; served models hot-swap"
+    )
+    watch_interval_s: float = Field(
+        2.0, ge=0, description="seconds between checks of the store for a new version; 0 disables"
+    )
 
     @field_validator("engine")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.hot_swap import HotSwapper
 from server.limits import AdmissionGate
 from server.metrics import ServerMetrics
 from server.model_pool import ModelPool
@@ -21,6 +22,7 @@ class ServerState:
     gate: AdmissionGate
     metrics: ServerMetrics
     search: SearchServices
+    swapper: HotSwapper
 
 
 def get_state(request: Request) -> ServerState:

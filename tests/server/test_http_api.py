@@ -107,3 +107,11 @@ def test_metrics_count_cache_tokens_and_requests(
     text = http.get("/metrics").text
     assert 'ponder_http_requests_total{method="POST",route="/v1/chat/completions",status="200"}' in text
     assert "ponder_http_request_duration_seconds_bucket" in text
+
+
+def test_an_unversioned_model_is_fingerprinted_by_its_id(http: httpx.Client, live_server: Any) -> None:
+    """SmolLM2 ships as a GGUF package, not in the version store: its responses name the model."""
+    body = {"model": live_server.model, "prompt": PROMPT, "max_tokens": 2}
+    assert http.post("/v1/completions", json=body).json()["system_fingerprint"] == live_server.model
+    listed = {model["id"]: model for model in http.get("/v1/models").json()["data"]}
+    assert listed[live_server.model]["version"] is None
