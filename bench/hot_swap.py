@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,10 +33,10 @@ from bench.load_clients import (
     transitions,
 )
 from bench.report import print_table, write_json
+from bench.server_process import start_server_process, wait_until_ready
 from engine.versions import Manifest, VersionStore
 
 ADMIN_KEY = "sk-bench-admin"
-READY_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -153,23 +152,7 @@ def start_server(port: int, store: Path, args: argparse.Namespace, log_path: Pat
         "--num-threads": args.threads,
         "--log-level": "warning",
     }
-    command = [sys.executable, "-m", "server", *(str(part) for item in flags.items() for part in item)]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S} s")
+    return start_server_process(flags, log_path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         base_url = f"http://127.0.0.1:{args.port}"
         process = start_server(args.port, store, args, log_path)
         try:
-            wait_ready(base_url, process, log_path)
+            wait_until_ready(base_url, process, log_path)
             target = SwapTarget(base_url, store, ADMIN_KEY)
             report = asyncio.run(
                 run_hot_swap(target, args.clients, args.seconds, args.seconds / 2, args.prm, args.watch)

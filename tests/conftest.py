@@ -7,28 +7,23 @@ so the 401/413/429 paths are reachable. The first run converts the GGUF into `.c
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from server.settings import ServerSettings
+from bench.server_process import (
+    find_free_port,
+    start_server_process,
+    stop_server_process,
+    wait_until_ready,
+)
+
+__all__ = ["find_free_port", "start_server_process", "stop_server_process", "wait_until_ready"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_S = 300.0  # a first run converts the GGUF (~20 s idle, much more on a busy machine)
-
-
-def find_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -55,43 +50,6 @@ class LiveServer:
 
     def log_tail(self, num_chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-num_chars:]
-
-
-def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Block until `/ready` answers 200; raise with the server's log if it dies or takes too long."""
-
-    def log_tail() -> str:
-        return log_path.read_text(errors="replace")[-4000:]
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log_tail()}")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S} s:\n{log_tail()}")
-
-
-def start_server_process(flags: dict[str, object], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m server` with `flags`, output to `log_path`; PONDER_* settings come only from flags."""
-    command = [sys.executable, "-m", "server", *(str(part) for item in flags.items() for part in item)]
-    setting_vars = {f"PONDER_{name.upper()}" for name in ServerSettings.model_fields}
-    env = {key: value for key, value in os.environ.items() if key not in setting_vars}
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_server_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
