@@ -1,95 +1,57 @@
 """A small typed client for a ponder server (or any OpenAI-compatible one), over httpx.
 
-The `openai` package works against ponder too; this client exists for ponder's own fields
-(`search`, later) without `extra_body`, and for a dependency-light CLI.
+Why keep it beside the `openai` package, which works against ponder too (`extra_body={"search":
+...}`)? It reads what `openai` leaves untyped, without `extra_body` or `model_extra`: streamed
+`reasoning_content` and the `search` summary, traces and their viewer links. It retries 429 and
+503 with backoff, has an async twin (`clients.async_client.AsyncPonderClient`), and needs only
+httpx, which the server installs anyway: the CLI stays light.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-DEFAULT_TIMEOUT_S = 600.0  # generation on a CPU can take minutes
-SSE_DATA_PREFIX = "data: "
-SSE_DONE = "[DONE]"
+from clients.common import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT_S,
+    SSE_DONE,
+    ChatResult,
+    Messages,
+    PonderAPIError,
+    RetryPolicy,
+    StreamDelta,
+    chat_body,
+    chat_result,
+    sse_chunk,
+    stream_deltas,
+    to_messages,
+    viewer_url,
+)
 
-Messages = str | Sequence[dict[str, Any]]
-
-
-class PonderAPIError(Exception):
-    """The server's OpenAI error envelope, as an exception."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-
-    @classmethod
-    def from_payload(cls, status: int, payload: Any) -> PonderAPIError:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if not isinstance(error, dict):
-            return cls(status, f"unexpected error body: {str(payload)[:200]}")
-        return cls(status, str(error.get("message", "")), error.get("param"), error.get("code"))
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """One chat completion: a text and a finish reason per choice, and the request's usage."""
-
-    texts: list[str]
-    finish_reasons: list[str | None]
-    usage: Usage
-    raw: dict[str, Any] = field(repr=False, default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return self.texts[0]
-
-    @property
-    def search(self) -> dict[str, Any] | None:
-        """What the server's search did (strategy, tokens, scores, trace id); None without one."""
-        summary = self.raw.get("search")
-        return summary if isinstance(summary, dict) else None
-
-
-def to_messages(messages: Messages) -> list[dict[str, Any]]:
-    """A bare string is one user message."""
-    return [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
-
-
-def _usage(payload: dict[str, Any]) -> Usage:
-    usage = payload.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
-    return Usage(
-        usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), details.get("cached_tokens", 0)
-    )
+__all__ = ["DEFAULT_BASE_URL", "ChatResult", "PonderAPIError", "PonderClient", "RetryPolicy", "to_messages"]
 
 
 class PonderClient:
-    """`chat`, `stream_chat` and `models` against `base_url`; use as a context manager or `close()`."""
+    """`chat`, `stream`, `stream_chat`, `models`, `trace` and `traces` against `base_url`; use as a
+    context manager or `close()`. Requests refused with 429/503 are retried per `retry`."""
 
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,
         api_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
     def __enter__(self) -> PonderClient:
         return self
@@ -102,7 +64,7 @@ class PonderClient:
 
     def models(self) -> list[dict[str, Any]]:
         """The served models (`id`, `kind` "generate" or "reward", `max_model_len`)."""
-        data: list[dict[str, Any]] = self._checked(self._http.get("/v1/models")).json()["data"]
+        data: list[dict[str, Any]] = self._request("GET", "/v1/models").json()["data"]
         return data
 
     def default_model(self) -> str:
@@ -121,15 +83,27 @@ class PonderClient:
         **params: Any,
     ) -> ChatResult:
         """One chat completion; `params` are OpenAI fields (max_tokens, temperature, n, seed, stop...)."""
-        body = self._chat_body(messages, model, search, params, is_streaming=False)
-        payload = self._checked(self._http.post("/v1/chat/completions", json=body)).json()
-        choices = sorted(payload["choices"], key=lambda choice: choice["index"])
-        return ChatResult(
-            texts=[choice["message"]["content"] for choice in choices],
-            finish_reasons=[choice.get("finish_reason") for choice in choices],
-            usage=_usage(payload),
-            raw=payload,
-        )
+        body = chat_body(model or self.default_model(), messages, search, params, is_streaming=False)
+        return chat_result(self._request("POST", "/v1/chat/completions", json=body).json())
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Iterator[StreamDelta]:
+        """Choice 0's events as they arrive: a search's reasoning steps, the answer's text, then
+        the finish reason with the `search` summary; raises `PonderAPIError` on an error event."""
+        body = chat_body(model or self.default_model(), messages, search, params, is_streaming=True)
+        with self._stream("POST", "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                chunk = sse_chunk(line)
+                if chunk == SSE_DONE:
+                    return
+                if isinstance(chunk, dict):
+                    yield from stream_deltas(chunk, response.status_code)
 
     def stream_chat(
         self,
@@ -139,53 +113,60 @@ class PonderClient:
         search: dict[str, Any] | None = None,
         **params: Any,
     ) -> Iterator[str]:
-        """The text of choice 0 as it is generated; raises `PonderAPIError` on an error event."""
-        body = self._chat_body(messages, model, search, params, is_streaming=True)
-        with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
-            if response.status_code != httpx.codes.OK:
-                response.read()
-                self._checked(response)
-            for chunk in _sse_payloads(response.iter_lines()):
-                if "error" in chunk:
-                    raise PonderAPIError.from_payload(response.status_code, chunk)
-                for choice in chunk.get("choices", []):
-                    content = choice.get("delta", {}).get("content")
-                    if choice.get("index") == 0 and content:
-                        yield content
+        """The text of choice 0 as it is generated (reasoning left out: see `stream`)."""
+        for delta in self.stream(messages, model=model, search=search, **params):
+            if delta.content:
+                yield delta.content
 
-    def _chat_body(
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """A recorded search: prompt, settings, replies, answer and its tree (`GET /v1/traces/{id}`)."""
+        trace: dict[str, Any] = self._request("GET", f"/v1/traces/{trace_id}").json()
+        return trace
+
+    def traces(
         self,
-        messages: Messages,
-        model: str | None,
-        search: dict[str, Any] | None,
-        params: dict[str, Any],
-        is_streaming: bool,
+        *,
+        model: str | None = None,
+        since: float | None = None,
+        limit: int = 20,
+        after: str | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model or self.default_model(), "messages": to_messages(messages)}
-        body.update({key: value for key, value in params.items() if value is not None})
-        if search is not None:
-            body["search"] = search  # ponder's test-time search options, passed through untouched
-        if is_streaming:
-            body["stream"] = True
-        return body
+        """One page of trace summaries, newest first; pass its `next` as `after` for the next."""
+        params = {"model": model, "since": since, "limit": limit, "after": after}
+        page: dict[str, Any] = self._request(
+            "GET", "/v1/traces", params={k: v for k, v in params.items() if v is not None}
+        ).json()
+        return page
 
-    @staticmethod
-    def _checked(response: httpx.Response) -> httpx.Response:
-        if response.is_success:
-            return response
+    def viewer_url(self, trace_id: str, with_key: bool = True) -> str:
+        """The trace viewer's page for `trace_id` (the key rides in the fragment: see routes_viewer)."""
+        return viewer_url(self.base_url, trace_id, self.api_key if with_key else None)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        num_retries = 0
+        while True:
+            response = self._http.request(method, path, **kwargs)
+            if response.is_success:
+                return response
+            if not self.retry.should_retry(response.status_code, num_retries):
+                raise PonderAPIError.from_body(response.status_code, response.text)
+            time.sleep(self.retry.delay_s(num_retries, response.headers.get("retry-after")))
+            num_retries += 1
+
+    @contextmanager
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        num_retries = 0
+        while True:
+            response = self._http.send(self._http.build_request(method, path, **kwargs), stream=True)
+            if response.is_success:
+                break
+            text = response.read().decode(errors="replace")
+            response.close()
+            if not self.retry.should_retry(response.status_code, num_retries):
+                raise PonderAPIError.from_body(response.status_code, text)
+            time.sleep(self.retry.delay_s(num_retries, response.headers.get("retry-after")))
+            num_retries += 1
         try:
-            payload = response.json()
-        except json.JSONDecodeError:
-            payload = response.text
-        raise PonderAPIError.from_payload(response.status_code, payload)
-
-
-def _sse_payloads(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of an SSE stream, up to `data: [DONE]`."""
-    for line in lines:
-        if not line.startswith(SSE_DATA_PREFIX):
-            continue
-        data = line[len(SSE_DATA_PREFIX) :]
-        if data == SSE_DONE:
-            return
-        yield json.loads(data)
+            yield response
+        finally:
+            response.close()

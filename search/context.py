@@ -33,6 +33,7 @@ class SearchStats:
     num_engine_calls: int = 0
     num_prm_calls: int = 0
     elapsed_s: float = 0.0
+    prm_call_seconds: list[float] = field(default_factory=list)  # each PRM call's wall time
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

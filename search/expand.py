@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 
 from engine.protocol import Continuation, SamplingParams
@@ -68,6 +69,12 @@ def _account(ctx: SearchContext, results: list[list[Continuation]]) -> None:
         stats.num_prompt_tokens_computed += group[0].num_prompt_tokens - group[0].num_cached_prompt_tokens
 
 
+def _charge_prefill(node: Node, group: list[Continuation]) -> None:
+    """The prefill of one expansion of `node` (shared by its samples), as `_account` counts it."""
+    node.num_prompt_tokens_reused += group[0].num_cached_prompt_tokens
+    node.num_prompt_tokens_computed += group[0].num_prompt_tokens - group[0].num_cached_prompt_tokens
+
+
 def _step_node(c: Continuation, parent: Node, ctx: SearchContext) -> Node:
     node = Node(token_ids=list(c.token_ids), text=c.text, logprob=c.cumulative_logprob)
     node.finish_reason = c.finish_reason
@@ -123,6 +130,7 @@ async def expand(
         return []
     children: list[list[Node]] = []
     for node, group in zip(nodes, results, strict=True):
+        _charge_prefill(node, group)
         seen = {child.text for child in node.distinct_children()}
         kids = []
         for c in group:
@@ -191,6 +199,8 @@ async def sample_continuations(
     results = await generate(ctx, prefixes, n, wanted, config, stop=False)
     if not results:
         return []
+    for parent, group in zip(parents, results, strict=True):
+        _charge_prefill(parent, group)
     pairs = zip(parents, results, strict=True)
     groups = [[_add_chain(ctx, parent, c) for c in group] for parent, group in pairs]
     _verify(ctx, [leaf for group in groups for leaf in group], config)
@@ -221,7 +231,9 @@ async def score(ctx: SearchContext, nodes: Sequence[Node], config: SearchConfig)
         return
     paths = [[step for step in node.path() if _is_judgeable(step)] for node in todo]
     ctx.stats.num_prm_calls += 1
+    began = time.monotonic()
     scores = await ctx.prm.score(ctx.prompt_text, [[s.text for s in p] for p in paths if p])
+    ctx.stats.prm_call_seconds.append(time.monotonic() - began)
     it = iter(scores)
     for node, path in zip(todo, paths, strict=True):
         for step, value in zip(path, next(it) if path else [], strict=True):

@@ -8,6 +8,7 @@ from typing import Any
 from search.config import SearchConfig
 from search.context import SearchContext, SearchStats
 from search.expand import path_value
+from search.trace_marks import annotated_tree
 from search.tree import Node, SearchTree
 
 
@@ -26,9 +27,10 @@ class SearchResult:
     tree: SearchTree
     strategy: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    chosen: Node | None = field(default=None, repr=False)  # the answer's last node, for traces
 
     def trace(self) -> dict[str, Any]:
-        """JSON-ready: the result, the stats and the whole tree."""
+        """JSON-ready: the result, the stats and the whole tree (marked: `search.trace_marks`)."""
         return {
             "strategy": self.strategy,
             "text": self.text,
@@ -38,7 +40,7 @@ class SearchResult:
             "finish_reason": self.finish_reason,
             "is_verified": self.is_verified,
             "stats": self.stats.to_dict(),
-            "tree": self.tree.to_dict(),
+            "tree": annotated_tree(self.tree, self.chosen),
             **self.extra,
         }
 
@@ -67,4 +69,5 @@ def build_result(
         stats=ctx.stats,
         tree=tree,
         strategy=config.strategy,
+        chosen=node,
     )

@@ -6,9 +6,13 @@ the engine generated them (never re-tokenized text), which is what makes prefix 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+_NODE_SEQUENCE = itertools.count(1)
+"""Process-wide order in which nodes join a tree; a trace renumbers it 1..N per tree (replay)."""
 
 
 @dataclass(eq=False)
@@ -28,9 +32,15 @@ class Node:
     is_verified: bool = False
     is_duplicate: bool = False  # same text as an earlier sibling: kept for token accounting only
     finish_reason: str | None = None
+    seq: int = 0  # when the node joined its tree (`add_child`): the viewer replays in this order
+    # Prefill spent expanding this node (one per expansion call, shared by its k samples): over
+    # a tree these add up to the search's prompt_tokens_computed / _reused.
+    num_prompt_tokens_computed: int = 0
+    num_prompt_tokens_reused: int = 0
 
     def add_child(self, child: Node) -> Node:
         child.parent = self
+        child.seq = next(_NODE_SEQUENCE)
         self.children.append(child)
         return child
 

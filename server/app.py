@@ -26,6 +26,7 @@ from server.model_versions import ModelVersions
 from server.routes import router
 from server.routes_admin import admin_router
 from server.routes_traces import router as traces_router
+from server.routes_viewer import router as viewer_router
 from server.search_services import SearchServices
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -80,6 +81,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(traces_router)
+    app.include_router(viewer_router)
     app.include_router(admin_router)
     # Added last = outermost: metrics see every response, auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)

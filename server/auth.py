@@ -3,7 +3,11 @@
 It runs as middleware, before routing and before the body is read, so an unauthenticated client
 learns nothing (not even whether its JSON parses) and costs the server no work.
 Probes (/health, /ready) and the Prometheus scrape (/metrics) stay open: orchestrators and
-scrapers do not carry the API key.
+scrapers do not carry the API key. So do the trace viewer's pages (/traces, /traces/{id},
+/viewer/*): a browser cannot send a bearer header when it navigates, and those pages are the
+same static files for everyone, holding no data. Their script fetches the data from /v1/traces
+with the key as a bearer header, so the traces themselves stay protected like the rest of the
+API (see `server.routes_viewer`).
 
 Two keys exist. The API key (`--api-key`) opens the API; the admin key (`--admin-key`) opens it
 too and also the `/v1/admin/*` routes (reload, rollback) and every caller's traces. The caller's
@@ -23,7 +27,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import ApiError, error_response, unauthorized
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/traces"})
+OPEN_PREFIXES = ("/traces/", "/viewer/")
+"""The viewer's static pages and assets (no data: see the module docstring)."""
 ADMIN_PREFIX = "/v1/admin/"
 BEARER_PREFIX = "bearer "
 CALLER_SCOPE_KEY = "ponder.caller"
@@ -50,7 +56,7 @@ def owner_of(key: str) -> str:
 
 
 def needs_auth(path: str, api_key: str | None) -> bool:
-    return api_key is not None and path not in OPEN_PATHS
+    return api_key is not None and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES)
 
 
 def _presented(authorization: str | None) -> str | None:

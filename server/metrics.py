@@ -1,5 +1,5 @@
-"""Prometheus metrics: HTTP traffic, tokens, admission, served model versions, and every
-engine's prefix-cache counters.
+"""Prometheus metrics: HTTP traffic, tokens, admission, served model versions, every engine's
+prefix-cache counters, and searches (`server.search_metrics`).
 
 Each app gets its own `CollectorRegistry`, so several apps (tests) never share counters. Cache
 figures are read from `engine.cache_stats()` at scrape time by a custom collector rather than
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.protocol import CacheStats, Engine
+from server.search_metrics import SearchMetrics
 
 logger = logging.getLogger("ponder.server")
 
@@ -33,6 +34,8 @@ CACHE_COUNTER_FIELDS = frozenset(
     }
 )
 UNMATCHED_ROUTE = "unmatched"
+ARRIVED_SCOPE_KEY = "ponder.arrived"
+"""`time.perf_counter()` when the request reached the outermost middleware (queue-time metrics)."""
 
 
 class CacheStatsCollector(Collector):
@@ -113,6 +116,7 @@ class ServerMetrics:
         retiring.set_function(lambda: float(num_retiring()))
         self.registry.register(CacheStatsCollector(engines))
         self.registry.register(ModelVersionCollector(model_versions))
+        self.search = SearchMetrics(self.registry, self.record_tokens)
 
     def record_tokens(self, model_id: str, num_prompt_tokens: int, num_completion_tokens: int) -> None:
         self.prompt_tokens.labels(model_id).inc(num_prompt_tokens)
@@ -134,6 +138,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        scope[ARRIVED_SCOPE_KEY] = started
         status = 500
 
         async def send_recording_status(message: Message) -> None:
@@ -148,3 +153,9 @@ class RequestMetricsMiddleware:
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def arrival_time(scope: Scope) -> float | None:
+    """When the request arrived (`RequestMetricsMiddleware`); None outside that middleware."""
+    arrived = scope.get(ARRIVED_SCOPE_KEY)
+    return arrived if isinstance(arrived, float) else None

@@ -22,11 +22,11 @@ from search.api import ModelDefaults, SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext, Verifier
 from search.result import SearchResult
-from search.runner import run_search
 from server.auth import get_caller
 from server.errors import invalid_request
 from server.generation import await_unless_disconnected
 from server.leases import released_on_error
+from server.metrics import arrival_time
 from server.protocol import ChatCompletionRequest
 from server.responses import (
     AssistantMessage,
@@ -42,6 +42,7 @@ from server.responses import (
     system_fingerprint,
 )
 from server.sampling import resolve_max_tokens
+from server.search_metrics import SearchObservation
 from server.search_services import outcome_verifier, prm_id_for
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
@@ -107,11 +108,13 @@ async def create_search_completion(
         owner = get_caller(http_request).owner
         ctx, prompt_ids, source = await _prepare(request, state, config, lease.engine, owner)
         admission = state.gate.admit()
+    prm = prm_id_for(request.model, config.prm_model) if config.prm else None
+    observed = state.metrics.search.observation(request.model, config, prm, arrival_time(http_request.scope))
     if request.is_streaming:
-        chunks = _search_chunks(ctx, prompt_ids, config, request, state, source)
-        return sse_response(chunks, admission, lease)
+        chunks = _search_chunks(ctx, prompt_ids, config, request, state, source, observed)
+        return sse_response(observed.timed_chunks(chunks), admission, lease)
     with admission, lease:
-        work = run_search(ctx, prompt_ids, config)
+        work = observed.run(ctx, prompt_ids, config)
         result = await await_unless_disconnected(work, http_request, state.settings.request_timeout_s)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
@@ -162,6 +165,7 @@ async def _search_chunks(
     request: ChatCompletionRequest,
     state: ServerState,
     source: TraceSource,
+    observed: SearchObservation,
 ) -> AsyncIterator[ChatCompletionChunk]:
     chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(ctx.engine.card)
 
@@ -178,7 +182,7 @@ async def _search_chunks(
 
     steps: asyncio.Queue[str | None] = asyncio.Queue()
     ctx.on_commit = lambda text, score: steps.put_nowait(_step_line(text, score))
-    task = asyncio.ensure_future(run_search(ctx, prompt_ids, config))
+    task = asyncio.ensure_future(observed.run(ctx, prompt_ids, config))
     task.add_done_callback(lambda _: steps.put_nowait(None))
     try:
         yield chunk(DeltaMessage(role="assistant", content=""))

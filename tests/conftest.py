@@ -85,3 +85,45 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
     finally:
         stop_server_process(process)
+
+
+@dataclass(frozen=True)
+class CountdownServer:
+    """A real server of the bundled Countdown policy and its PRM (`countdown_server`)."""
+
+    base_url: str
+    api_key: str
+    log_path: Path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture(scope="session")
+def countdown_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountdownServer]:
+    """`python -m server --models countdown,countdown-checker` with an API key and its own trace
+    store: for searches, traces, the viewer, the search metrics and the CLI. Starts in seconds."""
+    from engine.models import COUNTDOWN_DEFAULT_PRM, is_available
+
+    missing = [model for model in ("countdown", COUNTDOWN_DEFAULT_PRM) if not is_available(model)]
+    if missing:
+        pytest.skip(f"bundled weights absent: {missing}")
+    folder = tmp_path_factory.mktemp("countdown_server")
+    port = find_free_port()
+    server = CountdownServer(f"http://127.0.0.1:{port}", "sk-countdown-test", folder / "server.log")
+    flags = {
+        "--port": port,
+        "--models": f"countdown,{COUNTDOWN_DEFAULT_PRM}",
+        "--api-key": server.api_key,
+        "--trace-db": folder / "traces.sqlite3",
+        "--model-store": folder / "versions",
+        "--watch-interval-s": 0,
+        "--num-threads": 1,
+    }
+    process = start_server_process(flags, server.log_path)
+    try:
+        wait_until_ready(server.base_url, process, server.log_path)
+        yield server
+    finally:
+        stop_server_process(process)

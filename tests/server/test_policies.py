@@ -43,6 +43,13 @@ def test_is_authorized(header: str | None, api_key: str | None, expected: bool) 
         ("/v1/chat/completions", KEY, True),
         ("/docs", KEY, True),
         ("/v1/models", None, False),
+        ("/traces", KEY, False),  # the viewer's static pages: their data comes from /v1/traces
+        ("/traces/abc", KEY, False),
+        ("/viewer/trace.js", KEY, False),
+        ("/v1/traces", KEY, True),
+        ("/v1/traces/abc", KEY, True),
+        ("/tracesx", KEY, True),
+        ("/viewerx", KEY, True),
     ],
 )
 def test_needs_auth(path: str, api_key: str | None, expected: bool) -> None:
