@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.protocol import TokenLogprob
 from search.config import SearchConfig
 from search.context import SearchContext, SearchStats
 from search.expand import path_value
@@ -26,6 +27,8 @@ class SearchResult:
     tree: SearchTree
     strategy: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    logprobs: list[TokenLogprob] | None = None
+    """Every token of the chosen path, when the config asked for them (`logprobs`)."""
 
     def trace(self) -> dict[str, Any]:
         """JSON-ready: the result, the stats and the whole tree."""
@@ -67,4 +70,5 @@ def build_result(
         stats=ctx.stats,
         tree=tree,
         strategy=config.strategy,
+        logprobs=node.path_logprobs() if config.logprobs is not None else None,
     )
