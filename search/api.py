@@ -93,6 +93,13 @@ class ModelDefaults:
     task: str | None = None  # the task the policy answers (rewards.tasks); None: the default
 
 
+def reply_length(model_reply_tokens: int | None, max_reply_tokens: int | None) -> int:
+    """How long a reply is planned to run when widths are sized: the model's typical length,
+    never more than the request lets a reply run."""
+    typical = model_reply_tokens or DEFAULT_REPLY_TOKENS
+    return typical if max_reply_tokens is None else min(typical, max_reply_tokens)
+
+
 def resolve_search(
     search: SearchRequest | Mapping[str, object] | None,
     reasoning_effort: str | None,
@@ -121,7 +128,7 @@ def resolve_search(
     try:
         config = with_overrides(base, overrides)
         get_strategy(config.strategy)
-        reply = defaults.reply_tokens or DEFAULT_REPLY_TOKENS
+        reply = reply_length(defaults.reply_tokens, config.max_reply_tokens)
         widths = widths_for_budget(config.strategy, config.budget_tokens, reply, limits, overrides)
         config = with_overrides(config, dict(widths))
         limits.check(config)

@@ -47,9 +47,12 @@ class RolloutPlan:
 
 
 def rollout_plan(tree: SearchTree, config: SearchConfig) -> RolloutPlan:
+    """The plan for this round; no reply is planned longer than `max_reply_tokens` lets it run."""
     step = step_cost(tree, config)
     replies = [path_tokens(n) for n in finished_replies(tree)]
     full = max(replies) + STEP_COST_MARGIN if replies else FIRST_REPLY_STEPS * step
+    if config.max_reply_tokens is not None:
+        full, step = min(full, config.max_reply_tokens), min(step, config.max_reply_tokens)
     return RolloutPlan(reply_tokens=full, step_tokens=step)
 
 
