@@ -30,7 +30,8 @@ from engine.embedded import EmbeddedEngine
 from engine.models import (
     BUNDLED_MODELS,
     COUNTDOWN_DEFAULT_PRM,
-    COUNTDOWN_REPLY_TOKENS,
+    model_task,
+    paired_prm,
     recommended_aggregate,
     resolve_model_dir,
 )
@@ -38,17 +39,15 @@ from engine.options import EngineOptions
 from rewards.countdown.oracle_prm import OracleCountdownPRM
 from rewards.countdown.problems import DEV_SEED, format_prompt, generate_problems
 from rewards.prm import load_prm
-from rewards.tasks import get_task
-from search.api import ModelDefaults, resolve_search
-from search.config import SearchConfig, SearchLimits
+from rewards.tasks import DEFAULT_TASK, get_task
+from search.config import SearchConfig
 from search.context import PrmScorer
 from search.registry import STRATEGIES
-from trainer.evaluate import Cell, run_cell
+from trainer.evaluate import Cell, offline_search_config, run_cell
 
 DEFAULT_BUDGETS = "256,512,1024"
 SEED = 0
-BENCH_LIMITS = SearchLimits(max_seconds=600.0)
-"""Dozens of searches share 2 cores here, so one may take minutes of wall time."""
+POLICY = "countdown"
 COUNTDOWN_TEMPERATURE = dict(BUNDLED_MODELS["countdown"].sampling)["temperature"]
 NO_PRM = "none"
 """`--prm none`: score steps by the policy's own step probability (while no PRM is trained)."""
@@ -85,24 +84,19 @@ def comparison_rows(cells: list[Cell]) -> list[list[object]]:
 
 
 def search_config(
-    strategy: str, budget: int, temperature: float | None = None, aggregate: str | None = None
+    strategy: str,
+    budget: int,
+    temperature: float | None = None,
+    aggregate: str | None = None,
+    policy: str = POLICY,
 ) -> SearchConfig:
-    """What the server runs for `{"strategy": ..., "budget_tokens": ...}` on `countdown`: the same
-    resolution, with the models' recommended temperature and aggregation unless overridden."""
-    defaults = ModelDefaults(
-        temperature=COUNTDOWN_TEMPERATURE if temperature is None else temperature,
-        reply_tokens=COUNTDOWN_REPLY_TOKENS,
-        aggregate=aggregate or recommended_aggregate(COUNTDOWN_DEFAULT_PRM),
-    )
-    search = {
-        "strategy": strategy,
-        "budget_tokens": budget,
-        "seed": SEED,
-        "max_seconds": BENCH_LIMITS.max_seconds,
-    }
-    config = resolve_search(search, None, BENCH_LIMITS, defaults)
-    assert config is not None
-    return config
+    """What the server runs for `{"strategy": ..., "budget_tokens": ...}` on `policy`: the same
+    resolution and model defaults (`offline_search_config`): its temperature and task, and the
+    aggregation of its paired PRM, unless overridden."""
+    search: dict[str, object] = {"strategy": strategy, "budget_tokens": budget, "seed": SEED}
+    overrides = {"temperature": temperature, "aggregate": aggregate}
+    search |= {knob: value for knob, value in overrides.items() if value is not None}
+    return offline_search_config(policy, paired_prm(policy), search)
 
 
 def plot(cells: list[Cell], path: Path) -> None:
@@ -145,14 +139,14 @@ async def run_all(args: argparse.Namespace) -> list[Cell]:
     await engine.start()
     prm = load_scorer(args.prm)
     messages = [format_prompt(p) for p in generate_problems(args.problem_seed, args.problems)]
-    countdown = get_task("countdown")
+    task = get_task(model_task(args.policy) or DEFAULT_TASK)
     aggregate = args.aggregate or recommended_aggregate(args.prm)  # the server's choice for that PRM
     cells: list[Cell] = []
     try:
         for strategy in args.strategies:
             for budget in args.budgets:
-                config = search_config(strategy, budget, args.temperature, aggregate)
-                cell = await run_cell(engine, prm, messages, countdown.verify, config, args.concurrency)
+                config = search_config(strategy, budget, args.temperature, aggregate, args.policy)
+                cell = await run_cell(engine, prm, messages, task.verify, config, args.concurrency)
                 cells.append(cell)
     finally:
         await engine.close()

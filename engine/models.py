@@ -62,7 +62,9 @@ class BundledModel:
 BUNDLED_MODELS: dict[str, BundledModel] = {
     m.model_id: m
     for m in (
-        BundledModel("smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING),
+        BundledModel(
+            "smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING, task="plain"
+        ),
         BundledModel(
             "countdown",
             "generate",
@@ -134,6 +136,18 @@ def reply_tokens(model_id: str) -> int | None:
     """A bundled model's typical reply length (sizes searches); None where not known."""
     model = BUNDLED_MODELS.get(model_id)
     return None if model is None else model.reply_tokens
+
+
+def paired_prm(model_id: str) -> str | None:
+    """The PRM that guides a bundled policy's searches; None for a model without one."""
+    model = BUNDLED_MODELS.get(model_id)
+    return None if model is None else model.prm
+
+
+def model_task(model_id: str) -> str | None:
+    """The task a bundled policy answers (rewards.tasks); None where not known (the default task)."""
+    model = BUNDLED_MODELS.get(model_id)
+    return None if model is None else model.task
 
 
 def recommended_aggregate(prm_id: str) -> str | None:

@@ -8,11 +8,18 @@ costs only the node's new tokens.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort"]
+
+COMPUTE_LOCK = threading.Lock()
+"""Held by every forward pass on this process's CPU threads: an engine's step and a PRM's scoring
+call. Engines of several models in one process take turns, since two concurrent forward passes
+would each spin up torch's full thread pool and thrash the same cores (measured: 20x slower per
+step). It lives here, in the torch-free protocol, so search can share it without loading torch."""
 
 
 class InvalidPromptError(ValueError):

@@ -19,16 +19,12 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.growable_cache import cache_kv
 from engine.kv_batch import PaddedKVBatch
-from engine.protocol import CacheStats, FinishReason, TokenLogprob
+from engine.protocol import COMPUTE_LOCK, CacheStats, FinishReason, TokenLogprob
 from engine.radix_cache import RadixCache
 from engine.sampling import Sampled, make_generator, sample_rows
 from engine.sequence import EngineEvent, GroupState, SequenceState, find_stop, streamable_length
 
 log = logging.getLogger(__name__)
-
-# Engines of several models in one process take turns: two concurrent forward passes would each
-# spin up torch's full thread pool and thrash the same cores (measured: 20x slower per step).
-COMPUTE_LOCK = threading.Lock()
 
 
 @dataclass

@@ -13,9 +13,8 @@ folder need not know its format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -24,6 +23,7 @@ from rewards.aggregation import AGGREGATIONS, aggregate
 from rewards.prm_batching import MarkedStepsPRM
 from rewards.prm_checker import CHECKER_METADATA_FILE, ClaimCheckerPRM
 from rewards.prm_encoding import PRM_METADATA_FILE
+from rewards.prm_protocol import ProcessRewardModel
 from rewards.prm_qwen import STEP_SEPARATOR as QWEN_STEP_SEPARATOR
 from rewards.prm_qwen import QwenMathPRM
 from rewards.prm_shepherd import STEP_TAG as SHEPHERD_STEP_TAG
@@ -44,14 +44,6 @@ __all__ = [
 
 SENTENCEPIECE_SPACE = "\u2581"
 """How sentencepiece vocabularies (Mistral, Llama) spell a leading space."""
-
-
-class ProcessRewardModel(Protocol):
-    """Scores each step of a solution: the probability that the solution is still on track."""
-
-    def score_steps(self, prompt: str, steps: list[str]) -> list[float]: ...
-
-    def score_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]: ...
 
 
 class TokenClassificationPRM(MarkedStepsPRM):

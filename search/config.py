@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from rewards.aggregation import AGGREGATIONS
+from rewards.tasks import DEFAULT_TASK, TASKS
 
 DEFAULT_STRATEGY = "beam"
 
@@ -22,7 +23,11 @@ class SearchConfig:
     `beam_width`: beams (beam) or subtrees (dvts); `expansions`: children sampled per expanded
     node; `simulations`: MCTS iterations; `rollout`: MCTS and beam value steps by whole replies;
     `prm`: score steps with the PRM (else the policy's own step probability); `verifier`: use
-    the outcome verifier (marks answers, stops early)."""
+    the outcome verifier (marks answers, stops early); `task`: how replies split into steps and
+    which answers agree (rewards.tasks). The last fields carry the request's OpenAI parameters:
+    `top_p`/`top_k` for every sample, `stop` ends every branch, `max_reply_tokens` caps the
+    tokens of any one path (so of the answer), `logprobs` (the number of alternatives per token,
+    None for none) returns the chosen path's token log-probabilities."""
 
     strategy: str = DEFAULT_STRATEGY
     budget_tokens: int = 1024
@@ -43,6 +48,12 @@ class SearchConfig:
     temperature: float = 0.8
     seed: int | None = None
     max_step_tokens: int = 48
+    task: str = DEFAULT_TASK
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    max_reply_tokens: int | None = None
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_INT_FIELDS:
@@ -58,6 +69,10 @@ class SearchConfig:
             raise ValueError("strategy must be a non-empty name")
         if self.prm_model is not None and not self.prm_model:
             raise ValueError("prm must be true, false or the id of a served PRM, got ''")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(sorted(TASKS))}, got {self.task!r}")
+        if self.max_reply_tokens is not None and self.max_reply_tokens < 1:
+            raise ValueError(f"max_reply_tokens must be >= 1, got {self.max_reply_tokens}")
 
 
 @dataclass(frozen=True)

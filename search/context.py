@@ -1,7 +1,10 @@
-"""Everything a strategy is handed: the engine, the PRM, the verifier, the budget and the stats.
+"""Everything a strategy is handed: the engine, the PRM, the verifier, the task, the budget and
+the stats.
 
 Strategies never call the engine or the PRM directly: `search.expand` does it through the
 context so that token budgeting, prefix-reuse accounting and PRM serialisation are done once.
+Search depends only on protocols: the engine's and the torch-free ones of rewards (the PRM's and
+the task's), so importing it loads no model code.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.protocol import Engine
-from engine.worker import COMPUTE_LOCK
-from rewards.prm import ProcessRewardModel
+from engine.protocol import COMPUTE_LOCK, Engine
+from rewards.prm_protocol import ProcessRewardModel
+from rewards.tasks import DEFAULT_TASK, Task, get_task
 from search.budget import Budget
-from search.tree import Node
+from search.tree import Node, SearchTree
 
 Verifier = Callable[[str], bool]
 CommitCallback = Callable[[str, float | None], None]
@@ -40,10 +43,11 @@ class SearchStats:
 
 
 class PrmScorer:
-    """Runs a synchronous PRM off the event loop, holding the engines' compute lock.
+    """Runs a synchronous PRM off the event loop, holding a compute lock.
 
     The lock keeps a PRM forward pass and an engine forward pass from running at once: each
-    would start torch's full thread pool on the same cores.
+    would start torch's full thread pool on the same cores. The caller passes the lock of the
+    engines the PRM shares cores with; the default is the one the in-process engines hold.
     """
 
     def __init__(self, prm: ProcessRewardModel, lock: threading.Lock = COMPUTE_LOCK) -> None:
@@ -62,16 +66,21 @@ class PrmScorer:
 @dataclass
 class SearchContext:
     """One search's collaborators. `prompt_text` is what the PRM sees as the problem statement
-    (for Countdown: the user message). `budget` and `stats` are reset by `run_search`."""
+    (the user message). `task`, `budget` and `stats` are set by `run_search` from the config."""
 
     engine: Engine
     prompt_text: str
     prm: PrmScorer | None = None
     verifier: Verifier | None = None
     on_commit: CommitCallback | None = None
+    task: Task = field(default_factory=lambda: get_task(DEFAULT_TASK))
     budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
     stats: SearchStats = field(default_factory=SearchStats)
     num_committed: int = 0
+
+    def new_tree(self, prompt_ids: list[int]) -> SearchTree:
+        """An empty tree whose replies join their steps as the task writes them."""
+        return SearchTree(prompt_ids, step_end=self.task.step_end)
 
     def commit(self, path: list[Node]) -> None:
         """Stream the steps of `path` past those already committed (the best path's sure prefix)."""

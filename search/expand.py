@@ -1,7 +1,10 @@
 """The two primitives every strategy is built from: expand nodes (engine) and score them (PRM).
 
-One expansion is one `generate` call: every prefix in the batch is continued `k` ways with
-`stop=("\\n",)`, so siblings are decoded together and share their parent's cached KV.
+One expansion is one `generate` call: every prefix in the batch is continued `k` ways up to the
+task's step end (`Task.step_end`, a stop string), so siblings are decoded together and share
+their parent's cached KV. Whole replies are sampled in `search.replies`. The request's own stop
+strings end a branch for good (a stop string is matched within one step), and
+`max_reply_tokens` caps every path, so no branch grows past the answer the caller can take.
 """
 
 from __future__ import annotations
@@ -17,13 +20,35 @@ from search.config import SearchConfig
 from search.context import SearchContext
 from search.tree import Node, SearchTree
 
-STEP_STOP = "\n"
 MAX_DEPTH = 12
-"""Steps after which a path is cut off: a loop guard (a Countdown reply has four)."""
-MAX_REPLY_TOKENS_PER_STEP_CAP = 8
-"""A full reply may use up to this many steps' worth of `max_step_tokens`."""
+"""Steps after which a path is cut off: a loop guard (the bundled puzzle's replies have four)."""
 STEP_COST_MARGIN = 4
 """Tokens planned per step beyond the longest step the search has sampled."""
+
+
+def path_tokens(node: Node) -> int:
+    return sum(len(step.token_ids) for step in node.path())
+
+
+def reply_room(nodes: Sequence[Node], wanted: int, config: SearchConfig) -> int:
+    """`wanted` new tokens, fewer where `max_reply_tokens` leaves a node's path less room."""
+    if config.max_reply_tokens is None or not nodes:
+        return wanted
+    return min(wanted, config.max_reply_tokens - max(path_tokens(node) for node in nodes))
+
+
+def ends_reply(c: Continuation, config: SearchConfig) -> bool:
+    """EOS, a token cap, an abort, or one of the request's own stop strings (not the step end)."""
+    return c.finish_reason != "stop" or c.stop_str is None or c.stop_str in config.stop
+
+
+def close_at_reply_cap(node: Node, config: SearchConfig) -> None:
+    """A path with no room left under `max_reply_tokens` is finished, cut off by length unless
+    it ended on its own."""
+    if config.max_reply_tokens is None or path_tokens(node) < config.max_reply_tokens:
+        return
+    if not node.is_terminal:
+        node.is_terminal, node.finish_reason = True, "length"
 
 
 async def generate(
@@ -43,10 +68,14 @@ async def generate(
     params = SamplingParams(
         max_new_tokens=cap,
         temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
         n=k,
-        stop=(STEP_STOP,) if stop else (),
+        stop=config.stop + ((ctx.task.step_end,) if stop else ()),
         seed=seed,
-        logprobs=not stop,  # full replies are cut into steps, each needing its own logprob
+        # full replies are cut into steps, each needing its own logprob
+        logprobs=not stop or config.logprobs is not None,
+        top_logprobs=config.logprobs or 0,
     )
     try:
         async with asyncio.timeout(budget.remaining_seconds()):
@@ -69,25 +98,27 @@ def _account(ctx: SearchContext, results: list[list[Continuation]]) -> None:
         stats.num_prompt_tokens_computed += group[0].num_prompt_tokens - group[0].num_cached_prompt_tokens
 
 
-def _charge_prefill(node: Node, group: list[Continuation]) -> None:
+def charge_prefill(node: Node, group: list[Continuation]) -> None:
     """The prefill of one expansion of `node` (shared by its samples), as `_account` counts it."""
     node.num_prompt_tokens_reused += group[0].num_cached_prompt_tokens
     node.num_prompt_tokens_computed += group[0].num_prompt_tokens - group[0].num_cached_prompt_tokens
 
 
-def _step_node(c: Continuation, parent: Node, ctx: SearchContext) -> Node:
+def _step_node(c: Continuation, parent: Node, config: SearchConfig) -> Node:
     node = Node(token_ids=list(c.token_ids), text=c.text, logprob=c.cumulative_logprob)
+    node.token_logprobs = c.logprobs if config.logprobs is not None else None
     node.finish_reason = c.finish_reason
     parent.add_child(node)
-    ended = c.finish_reason != "stop" or c.stop_str is None  # EOS, length cap or abort
-    node.is_terminal = ended or node.depth >= MAX_DEPTH
+    node.is_terminal = ends_reply(c, config) or node.depth >= MAX_DEPTH
+    close_at_reply_cap(node, config)
     return node
 
 
 def step_cost(tree: SearchTree, config: SearchConfig) -> int:
     """Tokens to plan for one sampled step: the longest this search has sampled plus a margin,
-    `max_step_tokens` before any. A task's steps are alike in length (Countdown's run 15-22
-    tokens), so planning for the worst case held back 144 tokens where ~60 finish a reply."""
+    `max_step_tokens` before any. A task's steps are alike in length (the bundled puzzle
+    policy's run 15-22 tokens), so planning for the worst case held back 144 tokens where ~60
+    finish a reply."""
     longest = max((len(n.token_ids) for n in tree.root.walk() if n is not tree.root), default=None)
     if longest is None:
         return config.max_step_tokens
@@ -125,16 +156,17 @@ async def expand(
     its tokens were spent, but is marked a duplicate and not returned: a beam of two copies of
     one path, or an MCTS prior split between copies, would only waste the budget."""
     prefixes = [node.prefix_ids(tree.prompt_ids) for node in nodes]
-    results = await generate(ctx, prefixes, k, config.max_step_tokens, config, stop=True)
+    wanted = reply_room(nodes, config.max_step_tokens, config)
+    results = await generate(ctx, prefixes, k, wanted, config, stop=True) if wanted > 0 else []
     if not results:
         return []
     children: list[list[Node]] = []
     for node, group in zip(nodes, results, strict=True):
-        _charge_prefill(node, group)
+        charge_prefill(node, group)
         seen = {child.text for child in node.distinct_children()}
         kids = []
         for c in group:
-            kid = _step_node(c, node, ctx)
+            kid = _step_node(c, node, config)
             kid.is_duplicate = kid.text in seen
             if not kid.is_duplicate:
                 seen.add(kid.text)
@@ -142,72 +174,12 @@ async def expand(
         set_priors(kids)
         children.append(kids)
         ctx.stats.num_nodes_expanded += 1
-    _verify(ctx, [kid for kids in children for kid in kids], config)
+    verify(ctx, [kid for kids in children for kid in kids], config)
     return children
 
 
-def _split_steps(ctx: SearchContext, c: Continuation) -> list[tuple[list[int], float]]:
-    """A full reply's tokens cut after each token that contains a newline, with step logprobs."""
-    pieces: list[tuple[list[int], float]] = []
-    ids: list[int] = []
-    logprob = 0.0
-    logprobs = c.logprobs or []
-    for i, token_id in enumerate(c.token_ids):
-        ids.append(token_id)
-        logprob += logprobs[i].logprob if i < len(logprobs) else 0.0
-        if STEP_STOP in ctx.engine.detokenize([token_id]):
-            pieces.append((ids, logprob))
-            ids, logprob = [], 0.0
-    if ids or not pieces:
-        pieces.append((ids, logprob))
-    return pieces
-
-
-def _add_chain(ctx: SearchContext, parent: Node, c: Continuation) -> Node:
-    """Hang a full reply under `parent` as a chain of step nodes; returns its last node."""
-    node = parent
-    pieces = _split_steps(ctx, c)
-    for i, (ids, logprob) in enumerate(pieces):
-        text = ctx.engine.detokenize(ids).strip(STEP_STOP)
-        node = node.add_child(Node(token_ids=ids, text=text, logprob=logprob))
-        ctx.stats.num_nodes_expanded += 1
-        if i == len(pieces) - 1:
-            node.is_terminal, node.finish_reason = True, c.finish_reason
-    return node
-
-
-async def sample_replies(
-    ctx: SearchContext, tree: SearchTree, parent: Node, n: int, config: SearchConfig
-) -> list[Node]:
-    """`n` complete replies continuing `parent` in one call; returns each reply's last node."""
-    groups = await sample_continuations(ctx, tree, [parent], n, config)
-    return groups[0] if groups else []
-
-
-async def sample_continuations(
-    ctx: SearchContext,
-    tree: SearchTree,
-    parents: list[Node],
-    n: int,
-    config: SearchConfig,
-) -> list[list[Node]]:
-    """`n` complete replies continuing each of `parents`, all in one call (siblings share
-    their parent's prefill); returns each parent's replies as their last nodes, [] when the
-    budget leaves nothing."""
-    wanted = config.max_step_tokens * MAX_REPLY_TOKENS_PER_STEP_CAP
-    prefixes = [parent.prefix_ids(tree.prompt_ids) for parent in parents]
-    results = await generate(ctx, prefixes, n, wanted, config, stop=False)
-    if not results:
-        return []
-    for parent, group in zip(parents, results, strict=True):
-        _charge_prefill(parent, group)
-    pairs = zip(parents, results, strict=True)
-    groups = [[_add_chain(ctx, parent, c) for c in group] for parent, group in pairs]
-    _verify(ctx, [leaf for group in groups for leaf in group], config)
-    return groups
-
-
-def _verify(ctx: SearchContext, nodes: Sequence[Node], config: SearchConfig) -> None:
+def verify(ctx: SearchContext, nodes: Sequence[Node], config: SearchConfig) -> None:
+    """Mark the finished nodes the verifier accepts (with `verifier` on and a verifier given)."""
     if not config.verifier or ctx.verifier is None:
         return
     for node in nodes:

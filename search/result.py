@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.protocol import TokenLogprob
 from search.config import SearchConfig
 from search.context import SearchContext, SearchStats
 from search.expand import path_value
@@ -28,6 +29,8 @@ class SearchResult:
     strategy: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     chosen: Node | None = field(default=None, repr=False)  # the answer's last node, for traces
+    logprobs: list[TokenLogprob] | None = None
+    """Every token of the chosen path, when the config asked for them (`logprobs`)."""
 
     def trace(self) -> dict[str, Any]:
         """JSON-ready: the result, the stats and the whole tree (marked: `search.trace_marks`)."""
@@ -70,4 +73,5 @@ def build_result(
         tree=tree,
         strategy=config.strategy,
         chosen=node,
+        logprobs=node.path_logprobs() if config.logprobs is not None else None,
     )

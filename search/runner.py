@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rewards.tasks import get_task
 from search.budget import Budget
 from search.config import SearchConfig
 from search.context import SearchContext, SearchStats
@@ -21,6 +22,7 @@ async def run_search(ctx: SearchContext, prompt_ids: list[int], config: SearchCo
     stop_on_verified = config.verifier and ctx.verifier is not None
     ctx.budget = Budget(config.budget_tokens, config.max_seconds, stop_on_verified=stop_on_verified)
     ctx.stats = SearchStats()
+    ctx.task = get_task(config.task)
     ctx.num_committed = 0
     began = time.monotonic()
     try:

@@ -18,7 +18,7 @@ DEFAULT_REPLY_TOKENS = 256
 """For a model that does not say how long its replies run (a chat model's answer, roughly)."""
 MCTS_EXPANSIONS = 3
 """MCTS widens progressively (more children as visits grow), so each expansion samples few.
-With rollouts and countdown-checker, on 150 tuning problems at 256/512/1024 tokens: k=1
+With rollouts and the bundled checker PRM, on 150 tuning problems at 256/512/1024 tokens: k=1
 0.220/0.260/0.320, k=2 0.227/0.267/0.347, k=3 0.240/0.280/0.367, k=4 0.227/0.260/0.320."""
 TOKENS_PER_SIMULATION = 8
 """MCTS runs as many simulations as the budget could pay for if each cost only a few tokens;

@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.protocol import TokenLogprob
+
+LINE_END = "\n"
+"""The step separator of a tree built without a task's (tests, hand-made trees)."""
 _NODE_SEQUENCE = itertools.count(1)
 """Process-wide order in which nodes join a tree; a trace renumbers it 1..N per tree (replay)."""
 
@@ -37,10 +41,13 @@ class Node:
     # a tree these add up to the search's prompt_tokens_computed / _reused.
     num_prompt_tokens_computed: int = 0
     num_prompt_tokens_reused: int = 0
+    token_logprobs: list[TokenLogprob] | None = None  # per token, when the search keeps them
+    step_end: str = LINE_END  # the task's step separator, inherited from the root
 
     def add_child(self, child: Node) -> Node:
         child.parent = self
         child.seq = next(_NODE_SEQUENCE)
+        child.step_end = self.step_end
         self.children.append(child)
         return child
 
@@ -87,7 +94,15 @@ class Node:
         return [n.prm_score for n in self.path() if n.prm_score is not None and n.text.strip()]
 
     def reply_text(self) -> str:
-        return "\n".join(self.step_texts())
+        """The path's steps joined by the task's step separator."""
+        return self.step_end.join(self.step_texts())
+
+    def path_logprobs(self) -> list[TokenLogprob] | None:
+        """Every generated token's log-probability along the path; None unless all were kept."""
+        steps = self.path()
+        if any(step.token_logprobs is None for step in steps):
+            return None
+        return [item for step in steps for item in step.token_logprobs or ()]
 
     def walk(self) -> Iterator[Node]:
         """Every node of the subtree, this one first (iterative: deep trees must not recurse)."""
@@ -117,10 +132,14 @@ class Node:
 
 @dataclass(eq=False)
 class SearchTree:
-    """The prompt and the root of every step generated for it."""
+    """The prompt and the root of every step generated for it; `step_end` joins a reply's steps."""
 
     prompt_ids: list[int]
+    step_end: str = LINE_END
     root: Node = field(default_factory=Node)
+
+    def __post_init__(self) -> None:
+        self.root.step_end = self.step_end
 
     def num_tokens(self) -> int:
         """Tokens held by all nodes: equals the tokens generated, since every step is kept."""

@@ -28,7 +28,7 @@ logger = logging.getLogger("ponder.hot_swap")
 
 @dataclass(frozen=True)
 class SwapOutcome:
-    """What one model serves after a reload or rollback (labels such as "countdown-v3")."""
+    """What one model serves after a reload or rollback (labels such as "policy-v3")."""
 
     model: str
     version: str | None

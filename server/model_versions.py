@@ -1,7 +1,7 @@
 """Which published version of each versioned model this server serves, read from the store.
 
 Versioned models are the bundled ones that ship as folders in the repo (`source == "repo"`: the
-Countdown policy and its PRMs): the offline learner publishes new versions of them into the
+puzzle policy and its PRMs): the offline learner publishes new versions of them into the
 store (`engine.versions`), and the server serves `CURRENT.json`. SmolLM2 (a GGUF package) is not
 versioned: its engines report version "" and responses fingerprint it with its model id.
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from search.api import SearchRequest
+
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit on `stop`
 MAX_CHAT_TOP_LOGPROBS = 20  # OpenAI's limit on chat `top_logprobs`
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit on legacy completions `logprobs`
@@ -102,14 +104,17 @@ class StreamOptions(BaseModel):
 
 
 class PonderExtensions(BaseModel):
-    """ponder's own fields, sent by the `openai` client through `extra_body`.
+    """ponder's own fields, sent by the `openai` client through `extra_body`: a chat request with
+    either one searches (`server.serving_search`); typed here so /docs shows every knob and a bad
+    one is a 400 naming it (`search.beam_width`) before any handler runs."""
 
-    They are parsed here so the search layer finds them typed; the plain serving path does not act
-    on them yet.
-    """
-
-    search: dict[str, Any] | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    search: SearchRequest | None = Field(
+        default=None, description="Search before answering: the strategy, its budget and its knobs."
+    )
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = Field(
+        default=None,
+        description="low, medium or high: a preset search (none/minimal: no search); search knobs refine it.",
+    )
 
 
 class SamplingRequest(PonderExtensions):

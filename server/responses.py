@@ -151,7 +151,7 @@ class ModelObject(BaseModel):
     owned_by: str = "ponder"
     kind: Literal["generate", "reward"] = "generate"
     max_model_len: int | None = None
-    version: str | None = None  # the served version's label ("countdown-v3"); null: unversioned
+    version: str | None = None  # the served version's label ("policy-v3"); null: unversioned
 
 
 class ModelList(BaseModel):

@@ -2,7 +2,8 @@
 
 PRMs load lazily on first use (off the event loop), from the version the store serves, and stay
 loaded until shutdown or until a hot swap replaces them (`swap_prm`); which PRM guides which
-policy, and which verifier checks it, is a fixed table of the bundled models. On
+policy is the model table's (`engine.models.paired_prm`), and a reply is verified by the search's
+task (`rewards.tasks`), where the task has a verifier. On
 the vLLM engine the PRM runs on vLLM's pooling runner too, so it shares the accelerator the
 policy is on; the transformers scorer is the fallback where vLLM cannot load it.
 """
@@ -14,11 +15,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.models import COUNTDOWN_DEFAULT_PRM, resolve_model_dir
+from engine.models import paired_prm, resolve_model_dir
 from engine.options import EngineOptions
-from rewards.countdown.problems import parse_prompt
-from rewards.countdown.verifier import verify_reply
 from rewards.prm import ProcessRewardModel, detect_style, load_prm
+from rewards.tasks import Task
 from search.config import SearchLimits
 from search.context import PrmScorer, Verifier
 from server.errors import invalid_request
@@ -29,7 +29,6 @@ from server.trace_store import TraceStore
 
 logger = logging.getLogger("ponder.search")
 
-PRM_FOR_POLICY = {"countdown": COUNTDOWN_DEFAULT_PRM}
 RETIRED_PRM_GRACE_S = 30.0
 """Beyond search_max_seconds, how long a replaced PRM that owns a process stays open: a search
 that took it just before the swap finishes its last scoring call within this."""
@@ -37,7 +36,7 @@ that took it just before the swap finishes its last scoring call within this."""
 
 def prm_id_for(model_id: str, prm_model: str | None) -> str | None:
     """The PRM a search on `model_id` uses: the one it names, else the policy's own."""
-    return prm_model or PRM_FOR_POLICY.get(model_id)
+    return prm_model or paired_prm(model_id)
 
 
 def load_served_prm(folder: Path, backend: str, options: EngineOptions) -> ProcessRewardModel:
@@ -53,23 +52,12 @@ def load_served_prm(folder: Path, backend: str, options: EngineOptions) -> Proce
     return load_prm(folder)
 
 
-def countdown_verifier(user_message: str) -> Verifier | None:
-    """Checks a reply against the puzzle in the user's message; None if it states no puzzle."""
-    try:
-        problem = parse_prompt(user_message)
-    except ValueError:
+def task_verifier(task: Task, user_message: str) -> Verifier | None:
+    """Checks a reply against the problem in the user's message; None where the task has no
+    verifier or the message states no problem it can check."""
+    if task.verify(user_message, "") is None:
         return None
-    return lambda reply: verify_reply(problem, reply)
-
-
-VERIFIER_FOR_POLICY = {"countdown": countdown_verifier}
-
-
-def outcome_verifier(model_id: str, user_message: str) -> Verifier | None:
-    """The task's verifier for this request, or None when the model has none or the message
-    states no task it can check (traces record the outcome wherever there is one)."""
-    factory = VERIFIER_FOR_POLICY.get(model_id)
-    return factory(user_message) if factory else None
+    return lambda reply: bool(task.verify(user_message, reply))
 
 
 @dataclass
@@ -100,6 +88,12 @@ class SearchServices:
         recording = TraceRecording.from_settings(settings)
         options = settings.engine_options()
         return cls(limits, traces, served_prms, settings.engine, options, recording, versions)
+
+    def guiding_prm(self, model_id: str, prm_model: str | None = None) -> str | None:
+        """The served PRM a search on `model_id` would use: the one named, else the policy's
+        paired PRM if this server serves it; None when there is none."""
+        prm_id = prm_id_for(model_id, prm_model)
+        return prm_id if prm_id in self.served_prms else None
 
     async def prm_for(self, model_id: str, prm_model: str | None = None) -> PrmScorer:
         """The PRM named by `prm_model`, else the one that guides `model_id`; a 400 naming
@@ -153,13 +147,13 @@ class SearchServices:
             await _close_scorer(scorer)
         await self.recorder.close()
 
-    def verifier_for(self, model_id: str, user_message: str) -> Verifier:
+    def verifier_for(self, task: Task, user_message: str) -> Verifier:
         """The verifier a search with `search.verifier` uses; a 400 naming it where none applies."""
-        verifier = outcome_verifier(model_id, user_message)
+        verifier = task_verifier(task, user_message)
         if verifier is None:
             raise invalid_request(
-                f"No outcome verifier applies to this request for '{model_id}'; set search.verifier "
-                "to false.",
+                f"The task '{task.name}' has no outcome verifier for this request; set "
+                "search.verifier to false.",
                 "search.verifier",
                 "verifier_unavailable",
             )

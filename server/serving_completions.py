@@ -22,6 +22,8 @@ from server.sampling import check_request_limits, resolve_max_tokens, to_samplin
 from server.state import ServerState
 from server.streaming import sse_response
 
+NO_SEARCH = (None, "none", "minimal")
+
 
 def prompt_token_ids(engine: Engine, prompt: str | list[int]) -> list[int]:
     token_ids = engine.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
@@ -32,10 +34,25 @@ def prompt_token_ids(engine: Engine, prompt: str | list[int]) -> list[int]:
     return token_ids
 
 
+def refuse_search(request: CompletionRequest) -> None:
+    """Search answers chats (a user message is the problem its PRM and verifier read): a 400
+    naming `search` or `reasoning_effort` here, rather than a plain completion that ignores it."""
+    asked = {
+        "search": request.search is not None,
+        "reasoning_effort": request.reasoning_effort not in NO_SEARCH,
+    }
+    for param, is_asked in asked.items():
+        if is_asked:
+            raise invalid_request(
+                f"'{param}' is supported on /v1/chat/completions only.", param, "unsupported_parameter"
+            )
+
+
 def prepare_completion(request: CompletionRequest, state: ServerState, engine: Engine) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
+    refuse_search(request)
     prompt_ids = prompt_token_ids(engine, request.prompt)
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"

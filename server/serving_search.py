@@ -16,9 +16,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.models import recommended_aggregate
-from engine.protocol import Engine
-from search.api import ModelDefaults, SearchRequest, resolve_search
+from engine.protocol import Engine, ModelCard
+from engine.search_defaults import search_defaults
+from rewards.tasks import get_task
+from search.api import SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext, Verifier
 from search.result import SearchResult
@@ -26,6 +27,7 @@ from server.auth import get_caller
 from server.errors import invalid_request
 from server.generation import await_unless_disconnected
 from server.leases import released_on_error
+from server.logprobs import chat_logprobs
 from server.metrics import arrival_time
 from server.protocol import ChatCompletionRequest
 from server.responses import (
@@ -34,6 +36,7 @@ from server.responses import (
     ChatChunkChoice,
     ChatCompletionChunk,
     ChatCompletionResponse,
+    ChoiceLogprobs,
     DeltaMessage,
     PromptTokensDetails,
     UsageInfo,
@@ -41,9 +44,10 @@ from server.responses import (
     now_s,
     system_fingerprint,
 )
-from server.sampling import resolve_max_tokens
+from server.sampling import check_request_limits, resolve_max_tokens
 from server.search_metrics import SearchObservation
-from server.search_services import outcome_verifier, prm_id_for
+from server.search_params import refuse_unsearchable, search_params
+from server.search_services import prm_id_for, task_verifier
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
 from server.streaming import sse_response
@@ -65,10 +69,22 @@ class TraceSource:
 
 
 def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchConfig | None:
-    """The search a request asks for, None for plain sampling, or a 400 naming the bad knob."""
+    """The search a request asks for, None for plain sampling, or a 400 naming the bad knob or
+    the OpenAI parameter a search cannot honour."""
     effort = None if request.reasoning_effort in NO_SEARCH_EFFORTS else request.reasoning_effort
+    if request.search is None and effort is None:
+        return None
+    settings = state.settings
+    check_request_limits(request, settings.max_n, settings.max_tokens)
+    refuse_unsearchable(request)
+    card = _card(request, state)
+    named = request.search.prm if request.search is not None else None
+    prm_id = state.search.guiding_prm(request.model, named if isinstance(named, str) else None)
+    defaults = search_defaults(request.model, prm_id, request.temperature, card)
+    sampling = card.sampling_defaults if card is not None else {}
+    params = search_params(request, prm_id is not None, sampling)
     try:
-        config = resolve_search(request.search, effort, state.search.limits, _model_defaults(request, state))
+        config = resolve_search(request.search, effort, state.search.limits, defaults, params)
     except ValueError as exc:
         raise invalid_request(str(exc), _param_of(str(exc)), "invalid_value") from None
     if config is not None:
@@ -76,21 +92,9 @@ def search_config(request: ChatCompletionRequest, state: ServerState) -> SearchC
     return config
 
 
-def _model_defaults(request: ChatCompletionRequest, state: ServerState) -> ModelDefaults:
-    """The request's temperature, else the policy's recommended one; the policy's reply length;
-    the aggregation recommended for the PRM that guides it."""
+def _card(request: ChatCompletionRequest, state: ServerState) -> ModelCard | None:
     engine = state.pool.engines.get(request.model)
-    card = None if engine is None else engine.card
-    temperature = request.temperature
-    if temperature is None and card is not None:
-        temperature = card.sampling_defaults.get("temperature")
-    named = (request.search or {}).get("prm")
-    prm_id = prm_id_for(request.model, named if isinstance(named, str) else None)
-    return ModelDefaults(
-        temperature=temperature,
-        reply_tokens=None if card is None else card.reply_tokens,
-        aggregate=None if prm_id is None else recommended_aggregate(prm_id),
-    )
+    return None if engine is None else engine.card
 
 
 def _param_of(message: str) -> str:
@@ -125,6 +129,7 @@ async def create_search_completion(
             ChatChoice(
                 index=0,
                 message=AssistantMessage(content=result.text, reasoning_content=_reasoning(result)),
+                logprobs=chat_logprobs(result.logprobs, config.logprobs or 0),
                 finish_reason=result.finish_reason,
             )
         ],
@@ -139,23 +144,23 @@ async def _prepare(
     """Every check before any work: one choice, the context, the PRM and verifier asked for;
     and what a trace of the search would record. The PRM scorer is taken once here: a PRM
     swapped meanwhile does not reach this search."""
-    if (request.n or 1) != 1:
-        raise invalid_request("A search returns one choice: 'n' must be 1 (use search.n).", "n")
     messages = to_engine_messages(request.messages)
     prompt_ids = engine.apply_chat_template(messages)
     max_context, max_tokens = engine.card.max_context, state.settings.max_tokens
     resolve_max_tokens(len(prompt_ids), request, max_context, max_tokens, "messages")
     user_message = next((m.content for m in reversed(messages) if m.role == "user"), "")
     prm = await state.search.prm_for(request.model, config.prm_model) if config.prm else None
-    verifier = state.search.verifier_for(request.model, user_message) if config.verifier else None
+    task = get_task(config.task)
+    verifier = state.search.verifier_for(task, user_message) if config.verifier else None
     source = TraceSource(
         model=request.model,
         version=engine.card.version,
         owner=owner,
         messages=tuple((m.role, m.content) for m in messages),
-        outcome=outcome_verifier(request.model, user_message),
+        outcome=task_verifier(task, user_message),
     )
-    return SearchContext(engine, user_message, prm=prm, verifier=verifier), prompt_ids, source
+    ctx = SearchContext(engine, user_message, prm=prm, verifier=verifier, task=task)
+    return ctx, prompt_ids, source
 
 
 async def _search_chunks(
@@ -169,8 +174,16 @@ async def _search_chunks(
 ) -> AsyncIterator[ChatCompletionChunk]:
     chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(ctx.engine.card)
 
-    def chunk(delta: DeltaMessage | None, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
-        choices = [] if delta is None else [ChatChunkChoice(index=0, delta=delta, finish_reason=finish)]
+    def chunk(
+        delta: DeltaMessage | None,
+        finish: str | None = None,
+        logprobs: ChoiceLogprobs | None = None,
+        **extra: Any,
+    ) -> ChatCompletionChunk:
+        choice = (
+            ChatChunkChoice(index=0, delta=delta, logprobs=logprobs, finish_reason=finish) if delta else None
+        )
+        choices = [] if choice is None else [choice]
         return ChatCompletionChunk(
             id=chunk_id,
             created=created,
@@ -189,7 +202,8 @@ async def _search_chunks(
         while (line := await steps.get()) is not None:
             yield chunk(DeltaMessage(reasoning_content=line))
         result = task.result()
-        yield chunk(DeltaMessage(content=result.text))
+        logprobs = chat_logprobs(result.logprobs, config.logprobs or 0)
+        yield chunk(DeltaMessage(content=result.text), logprobs=logprobs)
         summary = await _summary(result, state, config, source)
         yield chunk(DeltaMessage(), result.finish_reason, search=summary)
         if request.includes_stream_usage:
@@ -233,7 +247,8 @@ async def _summary(
         "strategy": result.strategy or config.strategy,
         "temperature": config.temperature,
         "aggregate": config.aggregate,
-        "prm": prm_id_for(model, config.prm_model) if config.prm else None,
+        "prm": state.search.guiding_prm(model, config.prm_model) if config.prm else None,
+        "task": config.task,
         "nodes_expanded": stats.num_nodes_expanded,
         "tokens_generated": stats.num_tokens_generated,
         "prompt_tokens_computed": stats.num_prompt_tokens_computed,

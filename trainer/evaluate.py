@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from engine.models import BUNDLED_MODELS, recommended_aggregate, reply_tokens
 from engine.protocol import ChatMessage, Engine
-from search.api import ModelDefaults, resolve_search
+from engine.search_defaults import search_defaults
+from search.api import resolve_search
 from search.config import SearchConfig, SearchLimits
 from search.context import PrmScorer, SearchContext
 from search.runner import run_search
@@ -132,13 +132,10 @@ OFFLINE_LIMITS = SearchLimits(max_seconds=600.0)
 
 def offline_search_config(model_id: str, prm_id: str | None, search: dict[str, object]) -> SearchConfig:
     """What the server runs for `search` on a bundled `model_id` guided by `prm_id`: the same
-    resolution, with the model's recommended temperature, reply length and the PRM's aggregation
-    (the bench and the learner both call this)."""
-    defaults = ModelDefaults(
-        temperature=dict(BUNDLED_MODELS[model_id].sampling).get("temperature"),
-        reply_tokens=reply_tokens(model_id),
-        aggregate=None if prm_id is None else recommended_aggregate(prm_id),
-    )
+    resolution and the same model defaults (`search_defaults`: the model's recommended
+    temperature, reply length and task, the PRM's aggregation); the bench and the learner both
+    call this."""
+    defaults = search_defaults(model_id, prm_id)
     search = {"max_seconds": OFFLINE_LIMITS.max_seconds, **search}
     if prm_id is None:
         search["prm"] = False

@@ -16,7 +16,7 @@ from typing import Any
 from engine.embedded import EmbeddedEngine
 from engine.options import EngineOptions
 from rewards.prm import load_prm
-from rewards.tasks import Task
+from rewards.tasks import TrainableTask
 from search.context import PrmScorer
 from trainer.checkpoint import weights_digest
 from trainer.evaluate import Cell, offline_search_config, run_cell
@@ -40,7 +40,7 @@ class GateSettings:
     split_seed: int | None = None
     """None: the task's dev split; a seed: problems the task makes for it (a tuning split)."""
 
-    def messages(self, task: Task, num_problems: int) -> list[str]:
+    def messages(self, task: TrainableTask, num_problems: int) -> list[str]:
         if self.split_seed is None:
             return task.dev_messages(num_problems)
         return task.training_messages(self.split_seed, num_problems)
@@ -79,7 +79,7 @@ async def evaluate_version(
     version: VersionUnderTest,
     model_id: str,
     prm_id: str | None,
-    task: Task,
+    task: TrainableTask,
     settings: GateSettings,
     cache_dir: Path,
 ) -> dict[str, Cell]:

@@ -23,7 +23,7 @@ import torch
 
 from engine.models import BUNDLED_MODELS, resolve_model_dir
 from engine.versions import VersionStore
-from rewards.tasks import get_task
+from rewards.tasks import get_trainable_task
 from trainer.expert_iteration import ExpertIteration
 from trainer.fine_tune import FineTune
 from trainer.gate import GateSettings
@@ -68,7 +68,7 @@ async def run_round(settings: LearnSettings) -> RoundState:
         raise SystemExit(f"{settings.model} has no task with a verifier: nothing to learn from")
     store = VersionStore(settings.store)
     state = next_round(settings, store, model.prm)
-    ctx = RoundContext(settings, state, store, get_task(model.task), model.prm)
+    ctx = RoundContext(settings, state, store, get_trainable_task(model.task), model.prm)
     for name, stage in STAGES.items():
         if state.is_done(name):
             continue

@@ -16,7 +16,7 @@ from engine.embedded import EmbeddedEngine
 from engine.options import EngineOptions
 from engine.versions import VersionStore, read_manifest
 from rewards.prm import detect_style, load_prm
-from rewards.tasks import Task
+from rewards.tasks import TrainableTask
 from search.context import PrmScorer
 from trainer.dpo import DpoConfig, sibling_pairs, train_dpo
 from trainer.evaluate import offline_search_config
@@ -57,7 +57,7 @@ class RoundContext:
     settings: LearnSettings
     state: RoundState
     store: VersionStore
-    task: Task
+    task: TrainableTask
     prm_id: str | None
 
     def path(self, name: str) -> Path:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from engine.protocol import ChatMessage, Engine
 from engine.versions import write_atomically
-from rewards.tasks import Task
+from rewards.tasks import TrainableTask
 from search.config import SearchConfig
 from search.context import PrmScorer, SearchContext
 from search.runner import run_search
@@ -69,7 +69,7 @@ def write_json_atomically(path: Path, payload: object) -> None:
     write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def finished_replies(task: Task, message: str, leaves: list[tuple[str, list[str]]]) -> list[Reply]:
+def finished_replies(task: TrainableTask, message: str, leaves: list[tuple[str, list[str]]]) -> list[Reply]:
     """Distinct (text, steps) replies graded by the task, in the order first seen."""
     seen: dict[str, Reply] = {}
     for text, steps in leaves:
@@ -80,7 +80,7 @@ def finished_replies(task: Task, message: str, leaves: list[tuple[str, list[str]
 
 
 async def solve_one(
-    engine: Engine, prm: PrmScorer | None, task: Task, message: str, config: SearchConfig
+    engine: Engine, prm: PrmScorer | None, task: TrainableTask, message: str, config: SearchConfig
 ) -> Solved:
     prompt_ids = engine.apply_chat_template([ChatMessage("user", message)])
     ctx = SearchContext(engine, message, prm=prm, verifier=lambda reply: bool(task.verify(message, reply)))
@@ -117,7 +117,7 @@ class Collection:
 async def collect(
     engine: Engine,
     prm: PrmScorer | None,
-    task: Task,
+    task: TrainableTask,
     messages: list[str],
     config: SearchConfig,
     folder: Path,
@@ -144,7 +144,7 @@ async def collect(
     return list(collection.read())
 
 
-def traced_problems(trace_db: Path, model: str, since: float, task: Task) -> list[Solved]:
+def traced_problems(trace_db: Path, model: str, since: float, task: TrainableTask) -> list[Solved]:
     """Searches users ran on `model` after `since` that pose a problem of `task`, each reply
     graded again by the task (a trace records the verifier's outcome only where it ran)."""
     if not trace_db.is_file():

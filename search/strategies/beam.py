@@ -1,6 +1,6 @@
-"""Step-level beam search guided by the PRM (search-and-learn's `beam_search`), with `rollout:
-false`; by default steps are valued by rollouts instead (`beam_lookahead`), since a PRM that
-scores every right step alike cannot rank partial paths.
+"""Step-level beam search guided by the PRM (search-and-learn's `beam_search`): `beam` with
+`rollout: false`. By default `beam` values steps by rollouts instead (`beam_lookahead`, chosen in
+`search.registry`), since a PRM that scores every right step alike cannot rank partial paths.
 
 Each round expands every live beam `expansions` ways (the root `beam_width * expansions` ways)
 in one batched call, scores the new steps, and keeps the `beam_width` best partial paths by
@@ -16,12 +16,11 @@ cannot swing on its own.
 
 from __future__ import annotations
 
+from search.answer import vote
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import affordable_nodes, expand, path_value, score
 from search.result import SearchResult, best_node, build_result
-from search.strategies import beam_lookahead
-from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree, common_path
 
 
@@ -75,11 +74,8 @@ async def beam_rounds(
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
-    """With `rollout` (the default) steps are valued by replies through them
-    (`beam_lookahead`); without, by the PRM's score of the partial path."""
-    if config.rollout:
-        return await beam_lookahead.run(ctx, prompt_ids, config)
-    tree = SearchTree(prompt_ids)
+    """Beams ranked by the PRM's score of their partial paths, backtracking while budget is left."""
+    tree = ctx.new_tree(prompt_ids)
     pruned: list[Node] = []
     finished: list[Node] = []
     live = await beam_rounds(ctx, tree, [tree.root], config.beam_width, config, pruned, finished)
@@ -90,5 +86,5 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         live = await beam_rounds(ctx, tree, seeds, config.beam_width, config, pruned, finished)
         if ctx.budget.tokens_used == spent:  # too few tokens left for even one step each
             break
-    chosen = vote(finished, config) if finished else best_node(live, config)
+    chosen = vote(finished, config, ctx.task) if finished else best_node(live, config)
     return build_result(ctx, tree, chosen, config)

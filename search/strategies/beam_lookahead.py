@@ -1,6 +1,6 @@
 """Beam search with rollout lookahead: a step is valued by the PRM at the end of replies through it.
 
-Step scores from a PRM that checks each step's arithmetic (countdown-checker) are ~1 for every
+Step scores from a PRM that checks each step's arithmetic (the bundled checker) are ~1 for every
 right step, dead ends included, so a beam ranked by them keeps arbitrary right steps and only
 ties best-of-N (on 1000 dev problems: +0.005/+0.005/+0.010 at 256/512/1024 tokens). Lookahead
 search (Snell et al. 2024) values a step by rolling it out and scoring where the rollout ends.
@@ -22,12 +22,11 @@ step-scored beam's 0.191/0.236/0.288.
 
 from __future__ import annotations
 
+from search.answer import finish_greedily, vote
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.result import SearchResult, best_node
 from search.rollout import affordable_rollouts, finished_replies, roll_out, rollout_plan
-from search.strategies.greedy import finish_greedily
-from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree, common_path
 
 
@@ -86,7 +85,7 @@ async def lookahead_rounds(
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
     """Beams from the best candidates left (the root again when none is) until the budget is
     spent; the answer is the PRM-weighted vote over the finished replies."""
-    tree = SearchTree(prompt_ids)
+    tree = ctx.new_tree(prompt_ids)
     pruned: list[Node] = []
     live: list[Node] = [tree.root]
     while not ctx.budget.is_exhausted():
@@ -97,5 +96,5 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if ctx.budget.tokens_used == spent:  # too few tokens left for even one rollout
             break
     finished = finished_replies(tree)
-    chosen = (vote(finished, config) if finished else None) or best_node(live, config) or tree.root
+    chosen = (vote(finished, config, ctx.task) if finished else None) or best_node(live, config) or tree.root
     return await finish_greedily(ctx, tree, chosen, config)

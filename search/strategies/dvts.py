@@ -10,11 +10,11 @@ chosen among all finished paths by PRM-weighted vote, as for beam search.
 
 from __future__ import annotations
 
+from search.answer import vote
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import affordable_nodes, expand, path_value, score
 from search.result import SearchResult, best_node, build_result
-from search.strategies.self_consistency import vote
 from search.tree import Node, SearchTree
 
 
@@ -57,7 +57,7 @@ async def search_subtrees(ctx: SearchContext, tree: SearchTree, config: SearchCo
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
     """Rounds of fresh subtrees until the budget is spent: one round of `beam_width` subtrees
     finished with half of a 1024-token budget unspent."""
-    tree = SearchTree(prompt_ids)
+    tree = ctx.new_tree(prompt_ids)
     finished: list[Node] = []
     heads: list[Node] = []
     while not ctx.budget.is_exhausted():
@@ -68,5 +68,5 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         finished.extend(h for h in heads if h.is_terminal and not h.is_cut)
         if not all(h.is_terminal for h in heads):
             break  # the budget ended inside this round
-    chosen = vote(finished, config) if finished else best_node(heads, config)
+    chosen = vote(finished, config, ctx.task) if finished else best_node(heads, config)
     return build_result(ctx, tree, chosen, config)

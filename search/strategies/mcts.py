@@ -3,7 +3,7 @@ the value function, backup to the root (selection statistics in `search.puct`).
 
 The policy's probability of a step (softmax of sibling step logprobs) is its prior. By default
 (`rollout`) a new step is evaluated by rollouts: replies sampled through it to the end, scored
-by the PRM (`mcts_rollout`). With `rollout: false` a step is valued by the PRM's aggregated
+by the PRM (`search.rollout.rollout_round`). With `rollout: false` a step is valued by the PRM's aggregated
 score of the partial path alone. That needs a PRM that sees whether a path can still reach
 an answer: with the exact step labeller as PRM it beat rollouts at 1024 tokens (0.467 against
 0.400 on the tuning split) and lost below (0.207/0.293 against 0.253/0.340 at 256/512).
@@ -21,15 +21,14 @@ best partial path is completed greedily with it: a search must end in an answer.
 
 from __future__ import annotations
 
+from rewards.tasks import Task
+from search.answer import finish_greedily, vote
 from search.config import SearchConfig
 from search.context import SearchContext
 from search.expand import affordable_nodes, expand, score, set_priors
 from search.puct import backpropagate, node_value, select_open_leaves
 from search.result import SearchResult, best_node
-from search.rollout import finished_replies
-from search.strategies.greedy import finish_greedily
-from search.strategies.mcts_rollout import rollout_round
-from search.strategies.self_consistency import vote
+from search.rollout import finished_replies, rollout_round
 from search.tree import Node, SearchTree
 
 FINISH_RESERVE_STEPS = 3
@@ -73,19 +72,19 @@ def affordable_leaves(ctx: SearchContext, tree: SearchTree, config: SearchConfig
     return affordable_nodes(ctx, tree, config.expansions, config, reserve_steps=FINISH_RESERVE_STEPS)
 
 
-def answer(tree: SearchTree, config: SearchConfig) -> Node:
+def answer(tree: SearchTree, config: SearchConfig, task: Task) -> Node:
     """A verified reply, else the vote over finished replies, else the best node (to finish)."""
     nodes = [n for n in tree.root.walk() if n is not tree.root and not n.is_duplicate]
     verified = [n for n in nodes if n.is_verified]
     replies = finished_replies(tree)
     if config.rollout and replies and not verified:
-        return vote(replies, config) or tree.root
+        return vote(replies, config, task) or tree.root
     finished = [n for n in nodes if n.is_terminal]
     return best_node(verified or finished or nodes, config) or tree.root
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
-    tree = SearchTree(prompt_ids)
+    tree = ctx.new_tree(prompt_ids)
     simulate = rollout_round if config.rollout else step_value_round
     done = 0
     while done < config.simulations and not ctx.budget.is_exhausted():
@@ -93,4 +92,4 @@ async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -
         if not progress:
             break
         done += progress
-    return await finish_greedily(ctx, tree, answer(tree, config), config)
+    return await finish_greedily(ctx, tree, answer(tree, config, ctx.task), config)

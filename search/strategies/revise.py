@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from search.config import SearchConfig
 from search.context import SearchContext
-from search.expand import path_value, sample_replies, score
+from search.expand import path_value, score
+from search.replies import sample_replies
 from search.result import SearchResult, best_node, build_result
-from search.tree import Node, SearchTree
+from search.tree import Node
 
 WEAK_STEP_THRESHOLD = 0.5
 """A step the PRM gives less than even odds of being on track is the one to redo."""
@@ -26,7 +27,7 @@ def first_weak_step(leaf: Node) -> Node | None:
 
 
 async def run(ctx: SearchContext, prompt_ids: list[int], config: SearchConfig) -> SearchResult:
-    tree = SearchTree(prompt_ids)
+    tree = ctx.new_tree(prompt_ids)
     candidates = await sample_replies(ctx, tree, tree.root, 1, config)
     await score(ctx, candidates, config)
     for _ in range(config.n):

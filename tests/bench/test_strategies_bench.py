@@ -22,7 +22,7 @@ def test_cells_are_the_searches_the_server_runs_for_countdown() -> None:
     assert (config.expansions, config.simulations) == (3, 128)  # sized to the budget
     assert search_config("best_of_n", 512, temperature=0.7, aggregate="min") == SearchConfig(
         strategy="best_of_n", budget_tokens=512, n=6, beam_width=2, expansions=3, simulations=64,
-        temperature=0.7, aggregate="min", seed=0, max_seconds=600.0,
+        temperature=0.7, aggregate="min", seed=0, max_seconds=600.0, task="countdown",
     )  # fmt: skip
 
 

@@ -144,3 +144,21 @@ def test_tree_prefix_ids_and_trace():
 def test_config_rejects_bad_values_directly():
     with pytest.raises(ValueError, match="beam_width"):
         SearchConfig(beam_width=0)
+
+
+def test_the_task_comes_from_the_model_unless_the_request_names_one():
+    defaults = ModelDefaults(task="countdown")
+    assert resolve_search({}, None, LIMITS, defaults).task == "countdown"
+    assert resolve_search({"task": "math"}, None, LIMITS, defaults).task == "math"
+    assert resolve_search({}, None, LIMITS).task == "plain"
+    with pytest.raises(ValueError, match=r"^search\.task must be one of countdown, math, plain"):
+        resolve_search({"task": "chess"}, None, LIMITS, defaults)
+
+
+def test_request_params_apply_and_a_search_knob_of_the_same_name_wins():
+    params = {"seed": 5, "stop": ("###",), "max_reply_tokens": 40}
+    search = {"strategy": "best_of_n", "budget_tokens": 400}
+    config = resolve_search(search, None, LIMITS, request_params=params)
+    assert (config.seed, config.stop, config.max_reply_tokens) == (5, ("###",), 40)
+    assert config.n == 400 // 40  # widths sized to replies no longer than the cap
+    assert resolve_search({"seed": 9}, None, LIMITS, request_params=params).seed == 9

@@ -19,12 +19,15 @@ from search.rollout import finished_replies
 from search.runner import run_search
 
 SMALL = {"n": 3, "beam_width": 2, "expansions": 2, "simulations": 10, "max_step_tokens": 24, "seed": 7}
+TASK = "countdown"
 IDLE_WAIT_S = 5.0
 PARSE_BUDGET = 600
 
 
 def config(strategy: str, budget: int = 400, **overrides: object) -> SearchConfig:
-    return SearchConfig(strategy=strategy, budget_tokens=budget, max_seconds=120.0, **{**SMALL, **overrides})
+    return SearchConfig(
+        strategy=strategy, budget_tokens=budget, max_seconds=120.0, task=TASK, **{**SMALL, **overrides}
+    )
 
 
 def assert_engine_idle(runner) -> None:

@@ -86,12 +86,14 @@ def test_ponder_extensions_are_typed() -> None:
         {
             "model": "m",
             "messages": MESSAGES,
-            "search": {"strategy": "beam", "width": 4},
+            "search": {"strategy": "beam", "beam_width": 4},
             "reasoning_effort": "low",
         }
     )
-    assert request.search == {"strategy": "beam", "width": 4}
+    assert request.search is not None and (request.search.strategy, request.search.beam_width) == ("beam", 4)
     assert request.reasoning_effort == "low"
     assert (
         rejected_param(ChatCompletionRequest, {"model": "m", "messages": MESSAGES, "search": 3}) == "search"
     )
+    unknown_knob = {"model": "m", "messages": MESSAGES, "search": {"width": 4}}
+    assert rejected_param(ChatCompletionRequest, unknown_knob) == "search.width"

@@ -146,7 +146,12 @@ def test_tree_search_reuses_cached_prefixes(base_url: str) -> None:
         ({"search": {"budget_tokens": 10**6}}, "search.budget_tokens"),
         ({"search": {"aggregate": "median"}}, "search.aggregate"),
         ({"search": {"beam_width": 0}}, "search.beam_width"),
-        ({"search": {"colour": "blue"}}, "search"),
+        ({"search": {"colour": "blue"}}, "search.colour"),
+        ({"search": {"task": "chess"}}, "search.task"),
+        (
+            {"search": {"strategy": "greedy"}, "tools": [{"type": "function", "function": {"name": "f"}}]},
+            "tools",
+        ),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
         ({"search": {"strategy": "greedy", "prm": False}, "n": 2}, "n"),
     ],
@@ -169,12 +174,10 @@ def test_verifier_needs_a_puzzle(base_url: str) -> None:
     assert response.status_code == 400 and response.json()["error"]["param"] == "search.verifier"
 
 
-def test_reasoning_effort_picks_a_search(base_url: str) -> None:
+def test_reasoning_effort_picks_a_search_guided_by_the_paired_prm_where_served(base_url: str) -> None:
     response = chat(base_url, reasoning_effort="low")
-    if PRM_SERVED:
-        assert response.status_code == 200 and response.json()["search"]["strategy"] == "best_of_n"
-    else:
-        assert response.status_code == 400 and response.json()["error"]["param"] == "search.prm"
+    assert response.status_code == 200 and response.json()["search"]["strategy"] == "best_of_n"
+    assert response.json()["search"]["prm"] == (COUNTDOWN_DEFAULT_PRM if PRM_SERVED else None)
 
 
 def test_streaming_shows_reasoning_then_answer(base_url: str) -> None:
