@@ -103,7 +103,7 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
     search = {"strategy": args.strategy, "budget_tokens": args.budget}
     gate = GateSettings(
         greedy_problems=args.gate_problems,
-        search=dict(search, seed=0),
+        search={"strategy": args.gate_strategy, "budget_tokens": args.gate_budget, "seed": 0},
         search_problems=args.gate_search_problems,
         concurrency=args.concurrency,
         threads=args.threads,
@@ -147,8 +147,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--problems", type=int, default=LearnSettings.problems, help="self-play problems a round"
     )
-    parser.add_argument("--strategy", default="mcts", help="the self-play search (and the gate's)")
+    parser.add_argument("--strategy", default="mcts", help="the self-play search")
     parser.add_argument("--budget", type=int, default=1024, help="its token budget")
+    parser.add_argument("--gate-strategy", default="mcts", help="the search setting the gate compares")
+    parser.add_argument("--gate-budget", type=int, default=1024, help="its token budget")
     parser.add_argument("--max-per-problem", type=int, default=ExpertIteration.max_per_problem)
     parser.add_argument("--epochs", type=float, default=FineTune.epochs)
     parser.add_argument("--lr", type=float, default=FineTune.lr)

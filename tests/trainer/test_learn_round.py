@@ -18,6 +18,7 @@ from engine.versions import VersionStore, verify_folder
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_ROUND = [
     "--problems", "80", "--strategy", "best_of_n", "--budget", "256",
+    "--gate-strategy", "best_of_n", "--gate-budget", "256",
     "--gate-problems", "24", "--gate-search-problems", "8",
     "--epochs", "1", "--dpo", "on", "--max-drop-z", "-1000",  # always promote: the test is the plumbing
     "--concurrency", "16", "--threads", "1",
