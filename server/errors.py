@@ -169,7 +169,18 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return error_response(to_api_error(exc))
 
 
+# Exceptions `to_api_error` maps to a client error. Each needs its own handler: Starlette answers
+# an `Exception` handler from its outermost middleware and then re-raises, so a 4xx left to it
+# would be logged as an unhandled ASGI exception and counted as a 500 by the metrics middleware.
+CLIENT_ERROR_CLASSES: tuple[type[Exception], ...] = (
+    ApiError,
+    RequestValidationError,
+    StarletteHTTPException,
+    InvalidPromptError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception class the app can see through `to_api_error`."""
-    for exc_class in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+    for exc_class in (*CLIENT_ERROR_CLASSES, Exception):
         app.add_exception_handler(exc_class, _handle)

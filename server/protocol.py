@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit on `stop`
 MAX_CHAT_TOP_LOGPROBS = 20  # OpenAI's limit on chat `top_logprobs`
@@ -51,6 +51,20 @@ def first_unsupported_param(extra: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _valid_unicode(text: str) -> str:
+    """JSON may carry a lone surrogate (`"\\ud800"`); no tokenizer can encode it, so it is the
+    caller's 400 here rather than a tokenizer failure (a 500) later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"{text[exc.start]!r} at character {exc.start}"
+        raise ValueError(f"contains a lone surrogate ({where}), which is not valid Unicode") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 def _as_list(value: Any) -> Any:
     """`"x"` -> `["x"]` and `None` -> `[]`, so `stop` and `content` have one shape downstream."""
     if value is None:
@@ -63,7 +77,7 @@ def _as_text_parts(value: Any) -> Any:
 
 
 StopList = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
+    list[Annotated[Text, Field(min_length=1)]],
     BeforeValidator(_as_list),
     Field(max_length=MAX_STOP_SEQUENCES),
 ]
@@ -75,7 +89,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str
-    text: str
+    text: Text
 
     @field_validator("type")
     @classmethod
@@ -167,7 +181,7 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     """Legacy completions: one prompt, as text or as token ids."""
 
-    prompt: str | list[int]
+    prompt: Text | list[int]
     logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
 
     @field_validator("prompt", mode="before")
@@ -181,4 +195,4 @@ class CompletionRequest(SamplingRequest):
             )
         if len(value) == 0:
             raise ValueError("prompt must not be empty")
-        return value
+        return _valid_unicode(value) if isinstance(value, str) else value
