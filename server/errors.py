@@ -103,6 +103,17 @@ def not_ready(model: str) -> ApiError:
     )
 
 
+def shutting_down(seconds: float) -> ApiError:
+    return ApiError(
+        503,
+        f"The server is shutting down and stopped this request after {seconds:g} s "
+        "(shutdown_timeout); retry on another instance.",
+        "service_unavailable_error",
+        None,
+        "server_shutting_down",
+    )
+
+
 def timed_out(seconds: float) -> ApiError:
     return ApiError(
         504, f"Generation exceeded the request timeout of {seconds:g} s.", "timeout_error", None, "timeout"

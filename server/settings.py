@@ -58,6 +58,9 @@ class ServerSettings(BaseSettings):
     max_concurrent_requests: int = Field(64, ge=1, description="requests generating at once; beyond: 429")
     max_request_bytes: int = Field(1_000_000, ge=1, description="largest request body; beyond: 413")
     request_timeout_s: float = Field(600.0, gt=0, description="wall-clock limit on one generation")
+    shutdown_timeout: float = Field(
+        30.0, gt=0, description="seconds in-flight requests may finish in after SIGTERM; then streams end"
+    )
     log_level: str = Field("info", description="uvicorn and ponder log level")
     trace_db: str = Field(".cache/traces.sqlite3", description="SQLite file that keeps search traces")
     search_max_budget_tokens: int = Field(8192, ge=1, description="largest search.budget_tokens accepted")
