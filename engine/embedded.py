@@ -26,6 +26,7 @@ from engine.protocol import (
 )
 from engine.radix_cache import RadixCache
 from engine.sequence import EngineEvent, GroupState
+from engine.weights import require_safetensors
 from engine.worker import BatchWorker
 
 
@@ -79,8 +80,9 @@ class EmbeddedEngine(HFTextMixin):
     def _load(self, folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
+        require_safetensors(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         model.eval()
         return model, tokenizer
 

@@ -40,6 +40,7 @@ from engine.protocol import (
 )
 from engine.vllm_params import finish_reason, stop_string, to_vllm_params, token_logprobs
 from engine.vllm_stats import PrefixCacheCounter
+from engine.weights import require_safetensors
 
 GIB = 2**30
 CPU_BLOCK_MULTIPLE = 32
@@ -80,6 +81,7 @@ class VllmEngine(HFTextMixin):
         folder = self._model_dir
         if folder is None:
             folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
+        require_safetensors(folder)
         max_context = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
         self._tokenizer = AutoTokenizer.from_pretrained(folder)
         # Building the engine blocks ~30 s while the engine-core process loads the model.
@@ -96,6 +98,7 @@ class VllmEngine(HFTextMixin):
         args = AsyncEngineArgs(
             model=str(folder),
             tokenizer=str(folder),
+            load_format="safetensors",  # never a pickle, whatever else the folder holds
             max_model_len=max_context,
             enable_prefix_caching=self.options.enable_prefix_cache,
             block_size=self.block_size(),
