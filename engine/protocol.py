@@ -8,11 +8,15 @@ costs only the node's new tokens.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort"]
+
+StartCallback = Callable[[float], None]
+"""`on_start(started_at)`: called on the event loop as the engine begins a prompt (its prefill),
+with the `time.monotonic()` at which it began; a server's queue time ends there."""
 
 
 class InvalidPromptError(ValueError):
@@ -145,15 +149,21 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
     async def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        on_start: StartCallback | None = None,
     ) -> list[list[Continuation]]:
         """Continue every prefix `params.n` ways; result[i][j] is sample j of prefix i.
 
         Cancelling the awaiting task aborts the work and releases its cache references.
+        `on_start` is called once per prefix, when the engine begins it.
         """
         ...
 
-    def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
+    ) -> AsyncIterator[StreamDelta]:
         """Continue one prefix `params.n` ways, yielding deltas as tokens are produced."""
         ...
 

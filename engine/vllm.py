@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from engine.protocol import (
     Continuation,
     ModelCard,
     SamplingParams,
+    StartCallback,
     StreamDelta,
 )
 from engine.vllm_params import finish_reason, stop_string, to_vllm_params, token_logprobs
@@ -122,10 +124,14 @@ class VllmEngine(HFTextMixin):
     # --- generation --------------------------------------------------------------------------
 
     async def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        on_start: StartCallback | None = None,
     ) -> list[list[Continuation]]:
         """Submits every prefix at once (siblings decode together); cancelling aborts them all."""
         checked = [self._validated_prompt(p) for p in prompts]
+        _report_start(on_start, len(checked))
         if params.max_new_tokens == 0:  # vLLM needs max_tokens >= 1; nothing to generate anyway
             return [[_empty(i, len(p)) for i in range(params.n)] for p in checked]
         async with asyncio.TaskGroup() as group:
@@ -139,8 +145,11 @@ class VllmEngine(HFTextMixin):
         results = [self._continuation(final, c, params) for c in final.outputs]
         return sorted(results, key=lambda c: c.index)
 
-    async def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    async def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
+    ) -> AsyncIterator[StreamDelta]:
         prompt = self._validated_prompt(prompt_ids)
+        _report_start(on_start, 1)
         if params.max_new_tokens == 0:
             for i in range(params.n):
                 yield StreamDelta(i, [], "", [] if params.logprobs else None, "length", len(prompt))
@@ -213,6 +222,15 @@ class VllmEngine(HFTextMixin):
         if self._llm is None:
             raise EngineNotStartedError(f"engine for {self.model_id} is not started")
         return self._llm
+
+
+def _report_start(on_start: StartCallback | None, num_prompts: int) -> None:
+    """vLLM queues and schedules inside its own engine, out of sight (its metrics export that
+    queue): to ponder a prompt begins when it is submitted."""
+    if on_start is not None:
+        started_at = time.monotonic()
+        for _ in range(num_prompts):
+            on_start(started_at)
 
 
 def _empty(index: int, num_prompt_tokens: int) -> Continuation:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -132,6 +133,9 @@ class BatchWorker(threading.Thread):
             if self.running and not fits:
                 return
             self.pending.popleft()
+            # Now, not with the iteration's other events: a prefill may take long, and the
+            # server's queue timeout must not count it.
+            group.deliver(EngineEvent(started_at=time.monotonic()))
             try:
                 self._prefill(group)
             except Exception as exc:  # one bad request must not take the engine down

@@ -11,6 +11,7 @@ a missing `messages` included, with 400 `invalid_request_error`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -37,6 +38,7 @@ class ApiError(Exception):
     type: str = INVALID_REQUEST
     param: str | None = None
     code: str | None = None
+    headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
     def __str__(self) -> str:
         return self.message
@@ -114,6 +116,19 @@ def shutting_down(seconds: float) -> ApiError:
     )
 
 
+def queue_timed_out(seconds: float) -> ApiError:
+    # Waiting as long again is a fair first backoff: by then the queue has moved on that much.
+    return ApiError(
+        503,
+        f"The server is overloaded: this request waited {seconds:g} s (queue_timeout_s) "
+        "without being started; retry after the Retry-After header's seconds.",
+        "service_unavailable_error",
+        None,
+        "queue_timeout",
+        headers={"Retry-After": str(max(1, math.ceil(seconds)))},
+    )
+
+
 def timed_out(seconds: float) -> ApiError:
     return ApiError(
         504, f"Generation exceeded the request timeout of {seconds:g} s.", "timeout_error", None, "timeout"
@@ -129,7 +144,8 @@ def error_envelope(error: ApiError) -> dict[str, Any]:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers |= error.headers or {}
     return JSONResponse(error_envelope(error), status_code=error.status, headers=headers)
 
 

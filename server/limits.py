@@ -7,6 +7,7 @@ The decisions are pure functions; `AdmissionGate` and `BodySizeLimitMiddleware` 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,7 @@ class Admission:
     def __init__(self, gate: AdmissionGate) -> None:
         self._gate: AdmissionGate | None = gate
         self._drain = gate  # kept after release: the drain is the gate's, not the slot's
+        self.admitted_at = time.monotonic()  # where queue time and time to first token start
 
     @property
     def drain_expired(self) -> asyncio.Event:

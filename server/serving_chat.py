@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import ChatMessage
+from engine.protocol import ChatMessage, StreamDelta
 from server.errors import invalid_request
-from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.generation import GenerationJob, UsageTally, open_stream, run_job, stream_job
 from server.logprobs import chat_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import ChatCompletionRequest, ChatMessageIn
@@ -61,7 +61,9 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> Generati
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
     )
     params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults)
-    return GenerationJob(request.model, engine, list(prompt_ids), params, settings.request_timeout_s)
+    return GenerationJob(
+        request.model, engine, list(prompt_ids), params, settings.request_timeout_s, settings.queue_timeout_s
+    )
 
 
 async def create_chat_completion(
@@ -70,9 +72,10 @@ async def create_chat_completion(
     job = prepare_chat(request, state)
     admission = state.gate.admit()
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission)
+        stream = await open_stream(job, state.metrics, admission)
+        return sse_response(_chunks(job, request, state.metrics, stream), admission)
     with admission:
-        choices, usage = await run_job(job, state.metrics, http_request)
+        choices, usage = await run_job(job, state.metrics, http_request, admission)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
@@ -91,7 +94,10 @@ async def create_chat_completion(
 
 
 async def _chunks(
-    job: GenerationJob, request: ChatCompletionRequest, metrics: ServerMetrics
+    job: GenerationJob,
+    request: ChatCompletionRequest,
+    metrics: ServerMetrics,
+    stream: AsyncIterator[StreamDelta],
 ) -> AsyncIterator[ChatCompletionChunk]:
     """A role chunk per choice, content deltas, a finish chunk per choice, then optional usage."""
     chunk_id, created = new_id("chatcmpl"), now_s()
@@ -103,7 +109,7 @@ async def _chunks(
         role = DeltaMessage(role="assistant", content="")
         yield chunk(ChatChunkChoice(index=index, delta=role, logprobs=None, finish_reason=None))
     tally = UsageTally(len(job.prompt_ids))
-    async for delta in stream_job(job, metrics, tally):
+    async for delta in stream_job(job, metrics, tally, stream):
         if delta.text or delta.logprobs:
             logprobs = chat_logprobs(delta.logprobs, job.params.top_logprobs)
             content = DeltaMessage(content=delta.text)

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import Engine
+from engine.protocol import Engine, StreamDelta
 from server.errors import invalid_request
-from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.generation import GenerationJob, UsageTally, open_stream, run_job, stream_job
 from server.logprobs import completion_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import CompletionRequest
@@ -41,7 +41,9 @@ def prepare_completion(request: CompletionRequest, state: ServerState) -> Genera
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"
     )
     params = to_sampling_params(request, max_new_tokens, request.logprobs, engine.card.sampling_defaults)
-    return GenerationJob(request.model, engine, prompt_ids, params, settings.request_timeout_s)
+    return GenerationJob(
+        request.model, engine, prompt_ids, params, settings.request_timeout_s, settings.queue_timeout_s
+    )
 
 
 async def create_completion(
@@ -50,9 +52,10 @@ async def create_completion(
     job = prepare_completion(request, state)
     admission = state.gate.admit()
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission)
+        stream = await open_stream(job, state.metrics, admission)
+        return sse_response(_chunks(job, request, state.metrics, stream), admission)
     with admission:
-        choices, usage = await run_job(job, state.metrics, http_request)
+        choices, usage = await run_job(job, state.metrics, http_request, admission)
     return CompletionResponse(
         id=new_id("cmpl"),
         created=now_s(),
@@ -71,7 +74,7 @@ async def create_completion(
 
 
 async def _chunks(
-    job: GenerationJob, request: CompletionRequest, metrics: ServerMetrics
+    job: GenerationJob, request: CompletionRequest, metrics: ServerMetrics, stream: AsyncIterator[StreamDelta]
 ) -> AsyncIterator[CompletionResponse]:
     """Text deltas, a finish chunk per choice (empty text), then optional usage (no choices)."""
     chunk_id, created = new_id("cmpl"), now_s()
@@ -81,7 +84,7 @@ async def _chunks(
 
     tally = UsageTally(len(job.prompt_ids))
     text_offsets: dict[int, int] = {}  # index -> characters streamed so far (legacy `text_offset`)
-    async for delta in stream_job(job, metrics, tally):
+    async for delta in stream_job(job, metrics, tally, stream):
         offset = text_offsets.get(delta.index, 0)
         text_offsets[delta.index] = offset + len(delta.text)
         if delta.text or delta.logprobs:
