@@ -38,6 +38,9 @@ class SamplingParams:
     top_logprobs: int = 0
     include_stop_str_in_output: bool = False
     ignore_eos: bool = False
+    # The prefix-cache namespace (vLLM's `cache_salt`): prefixes are reused only between
+    # requests with the same salt; None is the shared namespace.
+    cache_salt: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:

@@ -165,10 +165,13 @@ class VllmEngine(HFTextMixin):
         llm = self._require_llm()
         request_id = f"ponder-{next(self._request_ids)}"
         vllm_params = to_vllm_params(params, is_streaming)
+        prompt_input = TokensPrompt(prompt_token_ids=prompt)
+        if params.cache_salt is not None:  # vLLM's own namespacing of its prefix-cache blocks
+            prompt_input["cache_salt"] = params.cache_salt
         unfinished = params.n
         self._num_running += unfinished
         try:
-            async for output in llm.generate(TokensPrompt(prompt_token_ids=prompt), vllm_params, request_id):
+            async for output in llm.generate(prompt_input, vllm_params, request_id):
                 done = sum(c.finish_reason is not None for c in output.outputs)
                 unfinished -= done
                 self._num_running -= done

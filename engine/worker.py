@@ -21,7 +21,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from engine.growable_cache import cache_kv
 from engine.kv_batch import PaddedKVBatch
 from engine.protocol import CacheStats, FinishReason, TokenLogprob
-from engine.radix_cache import RadixCache
+from engine.radix_cache import SHARED_NAMESPACE, RadixCache
 from engine.sampling import Sampled, make_generator, sample_rows
 from engine.sequence import EngineEvent, GroupState, SequenceState, find_stop, streamable_length
 
@@ -158,7 +158,7 @@ class BatchWorker(threading.Thread):
         prefix_kv, cached = None, 0
         if self.cache is not None:
             # Always compute the last prompt token: its logits choose the first new token.
-            match = self.cache.match_prefix(prompt[:-1])
+            match = self.cache.match_prefix(prompt[:-1], _namespace(group))
             self.cache.lock(match.node)
             group.node, cached = match.node, match.num_tokens
             prefix_kv = self.cache.gather_kv(match.node)
@@ -168,7 +168,7 @@ class BatchWorker(threading.Thread):
         self.counters.prompt_tokens_computed += len(prompt) - cached
         self.counters.prompt_tokens_reused += cached
         if self.cache is not None and group.node is not None:
-            node = self.cache.insert(prompt, kv)
+            node = self.cache.insert(prompt, kv, _namespace(group))
             self.cache.lock(node)
             self.cache.unlock(group.node)
             group.node = node
@@ -288,7 +288,7 @@ class BatchWorker(threading.Thread):
                 continue
             if self.cache is not None and seq.finish_reason != "abort":
                 length = self.batch.lengths[row]
-                self.cache.insert(seq.token_ids[:length], self.batch.row_kv(row))
+                self.cache.insert(seq.token_ids[:length], self.batch.row_kv(row), _namespace(seq.group))
             seq.group.num_unfinished -= 1
             if seq.group.num_unfinished == 0:
                 self._release_group(seq.group)
@@ -326,3 +326,7 @@ class BatchWorker(threading.Thread):
             generated_tokens=c.generated_tokens,
             running_sequences=len(self.running),
         )
+
+
+def _namespace(group: GroupState) -> str:
+    return group.params.cache_salt or SHARED_NAMESPACE

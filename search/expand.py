@@ -46,6 +46,7 @@ async def generate(
         stop=(STEP_STOP,) if stop else (),
         seed=seed,
         logprobs=not stop,  # full replies are cut into steps, each needing its own logprob
+        cache_salt=ctx.cache_salt,
     )
     try:
         async with asyncio.timeout(budget.remaining_seconds()):

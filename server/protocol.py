@@ -18,6 +18,7 @@ MAX_STOP_SEQUENCES = 4  # OpenAI's limit on `stop`
 MAX_CHAT_TOP_LOGPROBS = 20  # OpenAI's limit on chat `top_logprobs`
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit on legacy completions `logprobs`
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_CACHE_SALT_CHARS = 256
 
 
 def _is_absent(value: Any) -> bool:
@@ -147,6 +148,8 @@ class SamplingRequest(PonderExtensions):
     # vLLM-compatible extensions.
     top_k: int | None = Field(None, ge=0)
     ignore_eos: bool = False
+    # vLLM's: prefixes are reused only between requests (of one key) sending the same salt.
+    cache_salt: Annotated[Text, Field(min_length=1, max_length=MAX_CACHE_SALT_CHARS)] | None = None
 
     @property
     def num_choices(self) -> int:

@@ -27,7 +27,12 @@ from server.responses import (
     new_id,
     now_s,
 )
-from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
+from server.sampling import (
+    check_request_limits,
+    request_cache_salt,
+    resolve_max_tokens,
+    to_sampling_params,
+)
 from server.state import ServerState
 from server.streaming import sse_response
 
@@ -50,7 +55,9 @@ def num_top_logprobs(request: ChatCompletionRequest) -> int | None:
     return request.top_logprobs or 0
 
 
-def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> GenerationJob:
+def prepare_chat(
+    request: ChatCompletionRequest, state: ServerState, cache_salt: str | None = None
+) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
@@ -60,7 +67,7 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> Generati
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
     )
-    params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults)
+    params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults, cache_salt)
     return GenerationJob(
         request.model, engine, list(prompt_ids), params, settings.request_timeout_s, settings.queue_timeout_s
     )
@@ -69,7 +76,7 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState) -> Generati
 async def create_chat_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request
 ) -> ChatCompletionResponse | StreamingResponse:
-    job = prepare_chat(request, state)
+    job = prepare_chat(request, state, request_cache_salt(request, state.settings, http_request))
     admission = state.gate.admit()
     if request.is_streaming:
         stream = await open_stream(job, state.metrics, admission)

@@ -17,7 +17,12 @@ from server.logprobs import completion_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import CompletionRequest
 from server.responses import CompletionChoice, CompletionResponse, new_id, now_s
-from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
+from server.sampling import (
+    check_request_limits,
+    request_cache_salt,
+    resolve_max_tokens,
+    to_sampling_params,
+)
 from server.state import ServerState
 from server.streaming import sse_response
 
@@ -31,7 +36,9 @@ def prompt_token_ids(engine: Engine, prompt: str | list[int]) -> list[int]:
     return token_ids
 
 
-def prepare_completion(request: CompletionRequest, state: ServerState) -> GenerationJob:
+def prepare_completion(
+    request: CompletionRequest, state: ServerState, cache_salt: str | None = None
+) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
@@ -40,7 +47,8 @@ def prepare_completion(request: CompletionRequest, state: ServerState) -> Genera
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"
     )
-    params = to_sampling_params(request, max_new_tokens, request.logprobs, engine.card.sampling_defaults)
+    defaults = engine.card.sampling_defaults
+    params = to_sampling_params(request, max_new_tokens, request.logprobs, defaults, cache_salt)
     return GenerationJob(
         request.model, engine, prompt_ids, params, settings.request_timeout_s, settings.queue_timeout_s
     )
@@ -49,7 +57,7 @@ def prepare_completion(request: CompletionRequest, state: ServerState) -> Genera
 async def create_completion(
     request: CompletionRequest, state: ServerState, http_request: Request
 ) -> CompletionResponse | StreamingResponse:
-    job = prepare_completion(request, state)
+    job = prepare_completion(request, state, request_cache_salt(request, state.settings, http_request))
     admission = state.gate.admit()
     if request.is_streaming:
         stream = await open_stream(job, state.metrics, admission)

@@ -36,7 +36,7 @@ from server.responses import (
     new_id,
     now_s,
 )
-from server.sampling import resolve_max_tokens
+from server.sampling import request_cache_salt, resolve_max_tokens
 from server.search_services import prm_id_for
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
@@ -82,6 +82,7 @@ async def create_search_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request, config: SearchConfig
 ) -> ChatCompletionResponse | StreamingResponse:
     ctx, prompt_ids = await _prepare(request, state, config)
+    ctx.cache_salt = request_cache_salt(request, state.settings, http_request)
     if request.is_streaming:
         return sse_response(_search_chunks(ctx, prompt_ids, config, request, state), state.gate.admit())
     with state.gate.admit():

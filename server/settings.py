@@ -65,6 +65,9 @@ class ServerSettings(BaseSettings):
         30.0, gt=0, description="seconds in-flight requests may finish in after SIGTERM; then streams end"
     )
     log_level: str = Field("info", description="uvicorn and ponder log level")
+    share_prefix_cache_across_keys: bool = Field(
+        False, description="let the API and admin keys reuse each other's cached prefixes (reveals them)"
+    )
     trace_db: str = Field(".cache/traces.sqlite3", description="SQLite file that keeps search traces")
     search_max_budget_tokens: int = Field(8192, ge=1, description="largest search.budget_tokens accepted")
     search_max_seconds: float = Field(120.0, gt=0, description="largest search.max_seconds accepted")
