@@ -60,6 +60,14 @@ BAD_REQUESTS = [
     ),
     ("echo", COMPLETIONS, {"model": MODEL, "prompt": "x", "echo": True}, 400, "echo", UNSUPPORTED),
     ("token-outside-vocab", COMPLETIONS, {"model": MODEL, "prompt": [10**8]}, 400, "prompt", BAD_PROMPT),
+    (
+        "token-outside-vocab-stream",
+        COMPLETIONS,
+        {"model": MODEL, "prompt": [10**8], "stream": True},
+        400,
+        "prompt",
+        BAD_PROMPT,
+    ),
     ("lone-surrogate-chat", CHAT, chat(messages=SURROGATE), 400, "messages[0].content[0].text", INVALID),
     (
         "lone-surrogate-chat-stream",
