@@ -22,10 +22,12 @@ from engine.protocol import (
     Continuation,
     ModelCard,
     SamplingParams,
+    StartCallback,
     StreamDelta,
 )
 from engine.radix_cache import RadixCache
 from engine.sequence import EngineEvent, GroupState
+from engine.weights import require_safetensors
 from engine.worker import BatchWorker
 
 
@@ -80,17 +82,21 @@ class EmbeddedEngine(HFTextMixin):
     def _load(self, folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
+        require_safetensors(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         model.eval()
         return model, tokenizer
 
     # --- generation --------------------------------------------------------------------------
 
     async def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        on_start: StartCallback | None = None,
     ) -> list[list[Continuation]]:
-        groups = [self._submit(p, params, is_streaming=False) for p in prompts]
+        groups = [self._submit(p, params, False, on_start) for p in prompts]
         results: list[list[Continuation]] = []
         try:
             for group, queue in groups:
@@ -100,8 +106,10 @@ class EmbeddedEngine(HFTextMixin):
             for group, _ in groups[len(results) :]:  # cancelled or failed: free what is left
                 self._abort(group)
 
-    async def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
-        group, queue = self._submit(prompt_ids, params, is_streaming=True)
+    async def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
+    ) -> AsyncIterator[StreamDelta]:
+        group, queue = self._submit(prompt_ids, params, True, on_start)
         remaining = params.n
         try:
             while remaining:
@@ -128,7 +136,11 @@ class EmbeddedEngine(HFTextMixin):
         return sorted(results, key=lambda c: c.index)
 
     def _submit(
-        self, prompt_ids: Sequence[int], params: SamplingParams, is_streaming: bool
+        self,
+        prompt_ids: Sequence[int],
+        params: SamplingParams,
+        is_streaming: bool,
+        on_start: StartCallback | None,
     ) -> tuple[GroupState, asyncio.Queue[EngineEvent]]:
         worker = self._require_worker()
         prompt = self._validated_prompt(prompt_ids)
@@ -137,7 +149,10 @@ class EmbeddedEngine(HFTextMixin):
 
         def deliver(event: EngineEvent) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                if event.started_at is None:
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+                elif on_start is not None:
+                    loop.call_soon_threadsafe(on_start, event.started_at)
             except RuntimeError:  # the loop is gone: nobody is waiting any more
                 pass
 

@@ -9,7 +9,7 @@ costs only the node's new tokens.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -20,6 +20,10 @@ COMPUTE_LOCK = threading.Lock()
 call. Engines of several models in one process take turns, since two concurrent forward passes
 would each spin up torch's full thread pool and thrash the same cores (measured: 20x slower per
 step). It lives here, in the torch-free protocol, so search can share it without loading torch."""
+
+StartCallback = Callable[[float], None]
+"""`on_start(started_at)`: called on the event loop as the engine begins a prompt (its prefill),
+with the `time.monotonic()` at which it began; a server's queue time ends there."""
 
 
 class InvalidPromptError(ValueError):
@@ -41,6 +45,9 @@ class SamplingParams:
     top_logprobs: int = 0
     include_stop_str_in_output: bool = False
     ignore_eos: bool = False
+    # The prefix-cache namespace (vLLM's `cache_salt`): prefixes are reused only between
+    # requests with the same salt; None is the shared namespace.
+    cache_salt: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:
@@ -152,15 +159,21 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
     async def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        on_start: StartCallback | None = None,
     ) -> list[list[Continuation]]:
         """Continue every prefix `params.n` ways; result[i][j] is sample j of prefix i.
 
         Cancelling the awaiting task aborts the work and releases its cache references.
+        `on_start` is called once per prefix, when the engine begins it.
         """
         ...
 
-    def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
+    ) -> AsyncIterator[StreamDelta]:
         """Continue one prefix `params.n` ways, yielding deltas as tokens are produced."""
         ...
 

@@ -5,6 +5,10 @@ node reuses the KV of the whole path from the root and computes only its own new
 a path in use are locked (ref-counted up to the root) and never evicted; unlocked leaves are
 evicted least-recently-used once the cache holds more bytes than its capacity.
 
+Namespaces (SGLang's `extra_key`, vLLM's `cache_salt`) give each tenant a root of its own, so
+one tenant's prompt never matches another's: a cache hit would tell it what they begin with.
+The namespace "" is the shared one.
+
 The tree is single-threaded by design: only the engine's worker thread touches it.
 """
 
@@ -18,6 +22,7 @@ import torch
 
 # KV layout of one node: (num_layers, 2 [key, value], num_kv_heads, num_tokens, head_dim)
 TOKEN_DIM = 3
+SHARED_NAMESPACE = ""
 
 
 @dataclass(eq=False)
@@ -47,8 +52,8 @@ class RadixCache:
         if capacity_bytes < 1:
             raise ValueError("capacity_bytes must be >= 1")
         self.capacity_bytes = capacity_bytes
-        self.root = RadixNode(tokens=(), kv=None, parent=None)
-        self.root.lock_ref = 1  # the root is never evicted
+        self.root = _new_root()
+        self._roots: dict[str, RadixNode] = {SHARED_NAMESPACE: self.root}
         self.num_bytes = 0
         self.num_tokens = 0
         self.num_nodes = 0
@@ -58,9 +63,15 @@ class RadixCache:
 
     # --- lookups -----------------------------------------------------------------------------
 
-    def match_prefix(self, token_ids: Sequence[int]) -> PrefixMatch:
-        """Walk the tree along `token_ids`; split an edge where the match ends inside it."""
-        node, matched = self.root, 0
+    @property
+    def num_namespaces(self) -> int:
+        """Namespaces other than the shared one that hold nodes."""
+        return len(self._roots) - 1
+
+    def match_prefix(self, token_ids: Sequence[int], namespace: str = SHARED_NAMESPACE) -> PrefixMatch:
+        """Walk `namespace`'s tree along `token_ids`; split an edge where the match ends inside it."""
+        # An unknown namespace matches nothing; its root is made by the first insert, not here.
+        node, matched = self._roots.get(namespace) or _new_root(), 0
         now = next(self._clock)
         while matched < len(token_ids):
             child = node.children.get(token_ids[matched])
@@ -86,15 +97,19 @@ class RadixCache:
 
     # --- mutations ---------------------------------------------------------------------------
 
-    def insert(self, token_ids: Sequence[int], kv: torch.Tensor) -> RadixNode:
-        """Cache `kv` (covering exactly `token_ids`); returns the node that ends at the last token.
+    def insert(
+        self, token_ids: Sequence[int], kv: torch.Tensor, namespace: str = SHARED_NAMESPACE
+    ) -> RadixNode:
+        """Cache `kv` (covering exactly `token_ids`) in `namespace`; returns the node that ends
+        at the last token.
 
         Tokens already cached keep their existing KV; only the new suffix is stored (as a copy,
         so the caller's tensor can be freed).
         """
         if kv.shape[TOKEN_DIM] != len(token_ids):
             raise ValueError(f"kv covers {kv.shape[TOKEN_DIM]} tokens, token_ids has {len(token_ids)}")
-        match = self.match_prefix(token_ids)
+        self._roots.setdefault(namespace, _new_root())
+        match = self.match_prefix(token_ids, namespace)
         if match.num_tokens == len(token_ids):
             return match.node
         suffix = tuple(token_ids[match.num_tokens :])
@@ -111,19 +126,17 @@ class RadixCache:
         return node
 
     def lock(self, node: RadixNode) -> None:
-        while node is not self.root:
+        while node.parent is not None:  # roots (parent None) are never locked nor evicted
             node.lock_ref += 1
             self.num_locked += node.lock_ref == 1
-            assert node.parent is not None
             node = node.parent
 
     def unlock(self, node: RadixNode) -> None:
-        while node is not self.root:
+        while node.parent is not None:
             if node.lock_ref <= 0:
                 raise RuntimeError("unlock without a matching lock")
             node.lock_ref -= 1
             self.num_locked -= node.lock_ref == 0
-            assert node.parent is not None
             node = node.parent
 
     def evict_to_capacity(self) -> int:
@@ -163,8 +176,12 @@ class RadixCache:
         self.num_nodes += 1
         return upper
 
+    def _drop_empty_namespace(self, root: RadixNode) -> None:
+        if root is not self.root:
+            self._roots = {name: r for name, r in self._roots.items() if r is not root}
+
     def _nodes(self) -> list[RadixNode]:
-        out, stack = [], list(self.root.children.values())
+        out, stack = [], [child for root in self._roots.values() for child in root.children.values()]
         while stack:
             node = stack.pop()
             out.append(node)
@@ -178,11 +195,17 @@ class RadixCache:
     def _remove_leaf(self, leaf: RadixNode) -> None:
         assert leaf.parent is not None
         del leaf.parent.children[leaf.tokens[0]]
+        if not leaf.parent.children and leaf.parent.parent is None:  # a root, now empty
+            self._drop_empty_namespace(leaf.parent)
         self.num_nodes -= 1
         self.num_tokens -= len(leaf.tokens)
         self.num_bytes -= leaf.num_bytes
         self.num_evictions += 1
         leaf.kv = None
+
+
+def _new_root() -> RadixNode:
+    return RadixNode(tokens=(), kv=None, parent=None, lock_ref=1)  # a root is never evicted
 
 
 def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:

@@ -11,11 +11,13 @@ from engine.radix_cache import RadixNode
 
 @dataclass
 class EngineEvent:
-    """What the worker thread hands to the waiting coroutine: a delta, a result or an error."""
+    """What the worker thread hands to the waiting coroutine: a delta, a result or an error, or
+    the `time.monotonic()` at which it began the group (its prefill)."""
 
     delta: StreamDelta | None = None
     result: Continuation | None = None
     error: BaseException | None = None
+    started_at: float | None = None
 
 
 @dataclass(eq=False)

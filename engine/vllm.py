@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,12 @@ from engine.protocol import (
     Continuation,
     ModelCard,
     SamplingParams,
+    StartCallback,
     StreamDelta,
 )
 from engine.vllm_params import finish_reason, stop_string, to_vllm_params, token_logprobs
 from engine.vllm_stats import PrefixCacheCounter
+from engine.weights import require_safetensors
 
 GIB = 2**30
 CPU_BLOCK_MULTIPLE = 32
@@ -80,6 +83,7 @@ class VllmEngine(HFTextMixin):
         folder = self._model_dir
         if folder is None:
             folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
+        require_safetensors(folder)
         max_context = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
         self._tokenizer = AutoTokenizer.from_pretrained(folder)
         # Building the engine blocks ~30 s while the engine-core process loads the model.
@@ -97,6 +101,7 @@ class VllmEngine(HFTextMixin):
         args = AsyncEngineArgs(
             model=str(folder),
             tokenizer=str(folder),
+            load_format="safetensors",  # never a pickle, whatever else the folder holds
             max_model_len=max_context,
             enable_prefix_caching=self.options.enable_prefix_cache,
             block_size=self.block_size(),
@@ -120,10 +125,14 @@ class VllmEngine(HFTextMixin):
     # --- generation --------------------------------------------------------------------------
 
     async def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        on_start: StartCallback | None = None,
     ) -> list[list[Continuation]]:
         """Submits every prefix at once (siblings decode together); cancelling aborts them all."""
         checked = [self._validated_prompt(p) for p in prompts]
+        _report_start(on_start, len(checked))
         if params.max_new_tokens == 0:  # vLLM needs max_tokens >= 1; nothing to generate anyway
             return [[_empty(i, len(p)) for i in range(params.n)] for p in checked]
         async with asyncio.TaskGroup() as group:
@@ -137,8 +146,11 @@ class VllmEngine(HFTextMixin):
         results = [self._continuation(final, c, params) for c in final.outputs]
         return sorted(results, key=lambda c: c.index)
 
-    async def stream(self, prompt_ids: Sequence[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    async def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
+    ) -> AsyncIterator[StreamDelta]:
         prompt = self._validated_prompt(prompt_ids)
+        _report_start(on_start, 1)
         if params.max_new_tokens == 0:
             for i in range(params.n):
                 yield StreamDelta(i, [], "", [] if params.logprobs else None, "length", len(prompt))
@@ -154,10 +166,13 @@ class VllmEngine(HFTextMixin):
         llm = self._require_llm()
         request_id = f"ponder-{next(self._request_ids)}"
         vllm_params = to_vllm_params(params, is_streaming)
+        prompt_input = TokensPrompt(prompt_token_ids=prompt)
+        if params.cache_salt is not None:  # vLLM's own namespacing of its prefix-cache blocks
+            prompt_input["cache_salt"] = params.cache_salt
         unfinished = params.n
         self._num_running += unfinished
         try:
-            async for output in llm.generate(TokensPrompt(prompt_token_ids=prompt), vllm_params, request_id):
+            async for output in llm.generate(prompt_input, vllm_params, request_id):
                 done = sum(c.finish_reason is not None for c in output.outputs)
                 unfinished -= done
                 self._num_running -= done
@@ -211,6 +226,15 @@ class VllmEngine(HFTextMixin):
         if self._llm is None:
             raise EngineNotStartedError(f"engine for {self.model_id} is not started")
         return self._llm
+
+
+def _report_start(on_start: StartCallback | None, num_prompts: int) -> None:
+    """vLLM queues and schedules inside its own engine, out of sight (its metrics export that
+    queue): to ponder a prompt begins when it is submitted."""
+    if on_start is not None:
+        started_at = time.monotonic()
+        for _ in range(num_prompts):
+            on_start(started_at)
 
 
 def _empty(index: int, num_prompt_tokens: int) -> Continuation:

@@ -20,6 +20,7 @@ from vllm.inputs import TokensPrompt  # type: ignore[import-not-found]
 
 from engine.options import EngineOptions
 from engine.vllm import GIB, device_block_size
+from engine.weights import require_safetensors
 from rewards.prm_encoding import StepMarkers, encode_steps
 
 TOKEN_CLASSIFY = "token_classify"
@@ -30,6 +31,7 @@ class VllmTokenClassificationPRM:
 
     def __init__(self, folder: Path | str, options: EngineOptions | None = None) -> None:
         folder = Path(folder)
+        require_safetensors(folder)
         options = options or EngineOptions()
         self.markers = StepMarkers.load(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -37,6 +39,7 @@ class VllmTokenClassificationPRM:
         self.llm: Any = LLM(
             model=str(folder),
             runner="pooling",
+            load_format="safetensors",  # never a pickle, whatever else the folder holds
             dtype="float32" if on_cpu else "auto",
             block_size=device_block_size(options.vllm_block_size),
             kv_cache_memory_bytes=int(options.vllm_kv_cache_gib * GIB),

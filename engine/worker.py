@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from engine.growable_cache import cache_kv
 from engine.kv_batch import PaddedKVBatch
 from engine.protocol import COMPUTE_LOCK, CacheStats, FinishReason, TokenLogprob
-from engine.radix_cache import RadixCache
+from engine.radix_cache import SHARED_NAMESPACE, RadixCache
 from engine.sampling import Sampled, make_generator, sample_rows
 from engine.sequence import EngineEvent, GroupState, SequenceState, find_stop, streamable_length
 
@@ -128,6 +129,9 @@ class BatchWorker(threading.Thread):
             if self.running and not fits:
                 return
             self.pending.popleft()
+            # Now, not with the iteration's other events: a prefill may take long, and the
+            # server's queue timeout must not count it.
+            group.deliver(EngineEvent(started_at=time.monotonic()))
             try:
                 self._prefill(group)
             except Exception as exc:  # one bad request must not take the engine down
@@ -150,7 +154,7 @@ class BatchWorker(threading.Thread):
         prefix_kv, cached = None, 0
         if self.cache is not None:
             # Always compute the last prompt token: its logits choose the first new token.
-            match = self.cache.match_prefix(prompt[:-1])
+            match = self.cache.match_prefix(prompt[:-1], _namespace(group))
             self.cache.lock(match.node)
             group.node, cached = match.node, match.num_tokens
             prefix_kv = self.cache.gather_kv(match.node)
@@ -160,7 +164,7 @@ class BatchWorker(threading.Thread):
         self.counters.prompt_tokens_computed += len(prompt) - cached
         self.counters.prompt_tokens_reused += cached
         if self.cache is not None and group.node is not None:
-            node = self.cache.insert(prompt, kv)
+            node = self.cache.insert(prompt, kv, _namespace(group))
             self.cache.lock(node)
             self.cache.unlock(group.node)
             group.node = node
@@ -280,7 +284,7 @@ class BatchWorker(threading.Thread):
                 continue
             if self.cache is not None and seq.finish_reason != "abort":
                 length = self.batch.lengths[row]
-                self.cache.insert(seq.token_ids[:length], self.batch.row_kv(row))
+                self.cache.insert(seq.token_ids[:length], self.batch.row_kv(row), _namespace(seq.group))
             seq.group.num_unfinished -= 1
             if seq.group.num_unfinished == 0:
                 self._release_group(seq.group)
@@ -318,3 +322,7 @@ class BatchWorker(threading.Thread):
             generated_tokens=c.generated_tokens,
             running_sequences=len(self.running),
         )
+
+
+def _namespace(group: GroupState) -> str:
+    return group.params.cache_salt or SHARED_NAMESPACE

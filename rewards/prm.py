@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+from engine.weights import require_safetensors
 from rewards.aggregation import AGGREGATIONS, aggregate
 from rewards.prm_batching import MarkedStepsPRM
 from rewards.prm_checker import CHECKER_METADATA_FILE, ClaimCheckerPRM
@@ -87,4 +88,5 @@ def load_prm(folder: Path | str, style: str | None = None) -> ProcessRewardModel
     """Load a PRM folder with the loader registered for `style` (detected when None)."""
     if style is not None and style not in PRM_STYLES:
         raise ValueError(f"unknown PRM style {style!r}; valid: {', '.join(sorted(PRM_STYLES))}")
+    require_safetensors(folder)
     return PRM_STYLES[style or detect_style(folder)](Path(folder))

@@ -74,6 +74,7 @@ class SearchContext:
     verifier: Verifier | None = None
     on_commit: CommitCallback | None = None
     task: Task = field(default_factory=lambda: get_task(DEFAULT_TASK))
+    cache_salt: str | None = None  # the prefix-cache namespace of every engine call (SamplingParams)
     budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
     stats: SearchStats = field(default_factory=SearchStats)
     num_committed: int = 0

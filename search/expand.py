@@ -76,6 +76,7 @@ async def generate(
         # full replies are cut into steps, each needing its own logprob
         logprobs=not stop or config.logprobs is not None,
         top_logprobs=config.logprobs or 0,
+        cache_salt=ctx.cache_salt,
     )
     try:
         async with asyncio.timeout(budget.remaining_seconds()):

@@ -1,22 +1,45 @@
 """`python -m server [--host H] [--port P] [--api-key K] [--engine E] [--models a,b] ...`
 
 Every `ServerSettings` field is a flag (`max_n` -> `--max-n`); a flag overrides its `PONDER_*`
-environment variable, which overrides the default. Exits 2 on bad settings and 1 if an engine
-fails to start.
+environment variable, which overrides the default. Exits 2 on bad settings, 1 if an engine
+fails to start, and 0 after a drained shutdown (SIGTERM or SIGINT): in-flight requests get
+`--shutdown-timeout` seconds, then streams end with an error event.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.server import HANDLED_SIGNALS
 
 from server.app import create_app
+from server.limits import AdmissionGate
 from server.settings import ServerSettings
+
+# Past the drain, time for cut-off streams to send their error event before uvicorn cancels
+# whatever still runs (a non-streamed generation) and the engines close.
+SHUTDOWN_GRACE_S = 5.0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which starts the admission gate's drain clock when shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, gate: AdmissionGate, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self.gate = gate
+        self.drain_timeout_s = drain_timeout_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.gate.begin_drain(self.drain_timeout_s)
+        await super().shutdown(sockets)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,9 +74,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"cannot serve: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
-    server_box.append(uvicorn.Server(config))
-    server_box[0].run()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout + SHUTDOWN_GRACE_S),
+    )
+    server = DrainingServer(config, app.state.ponder.gate, settings.shutdown_timeout)
+    server_box.append(server)
+    # uvicorn re-raises a caught SIGTERM once it has shut down, to die of the signal (exit 143)
+    # under the default handler. With its own handler as the default, the re-raise is a no-op
+    # and a drained shutdown exits 0; a signal before uvicorn listens still stops it.
+    for sig in HANDLED_SIGNALS:
+        signal.signal(sig, server.handle_exit)
+    server.run()
     return 1 if app.state.ponder.pool.failure else 0
 
 

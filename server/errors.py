@@ -11,6 +11,7 @@ a missing `messages` included, with 400 `invalid_request_error`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -37,6 +38,7 @@ class ApiError(Exception):
     type: str = INVALID_REQUEST
     param: str | None = None
     code: str | None = None
+    headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
     def __str__(self) -> str:
         return self.message
@@ -103,6 +105,30 @@ def not_ready(model: str) -> ApiError:
     )
 
 
+def shutting_down(seconds: float) -> ApiError:
+    return ApiError(
+        503,
+        f"The server is shutting down and stopped this request after {seconds:g} s "
+        "(shutdown_timeout); retry on another instance.",
+        "service_unavailable_error",
+        None,
+        "server_shutting_down",
+    )
+
+
+def queue_timed_out(seconds: float) -> ApiError:
+    # Waiting as long again is a fair first backoff: by then the queue has moved on that much.
+    return ApiError(
+        503,
+        f"The server is overloaded: this request waited {seconds:g} s (queue_timeout_s) "
+        "without being started; retry after the Retry-After header's seconds.",
+        "service_unavailable_error",
+        None,
+        "queue_timeout",
+        headers={"Retry-After": str(max(1, math.ceil(seconds)))},
+    )
+
+
 def timed_out(seconds: float) -> ApiError:
     return ApiError(
         504, f"Generation exceeded the request timeout of {seconds:g} s.", "timeout_error", None, "timeout"
@@ -118,7 +144,8 @@ def error_envelope(error: ApiError) -> dict[str, Any]:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers |= error.headers or {}
     return JSONResponse(error_envelope(error), status_code=error.status, headers=headers)
 
 
@@ -169,7 +196,18 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return error_response(to_api_error(exc))
 
 
+# Exceptions `to_api_error` maps to a client error. Each needs its own handler: Starlette answers
+# an `Exception` handler from its outermost middleware and then re-raises, so a 4xx left to it
+# would be logged as an unhandled ASGI exception and counted as a 500 by the metrics middleware.
+CLIENT_ERROR_CLASSES: tuple[type[Exception], ...] = (
+    ApiError,
+    RequestValidationError,
+    StarletteHTTPException,
+    InvalidPromptError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception class the app can see through `to_api_error`."""
-    for exc_class in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+    for exc_class in (*CLIENT_ERROR_CLASSES, Exception):
         app.add_exception_handler(exc_class, _handle)

@@ -7,15 +7,18 @@ counts every token the request caused" are implemented once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from engine.protocol import Continuation, Engine, SamplingParams, StreamDelta
-from server.errors import ApiError, timed_out
+from server.errors import ApiError, queue_timed_out, timed_out
+from server.limits import Admission
 from server.metrics import ServerMetrics
+from server.queueing import QueueClock, expire_unless_started
 from server.responses import PromptTokensDetails, UsageInfo
 from server.streaming import close_stream
 
@@ -64,6 +67,11 @@ class GenerationJob:
     prompt_ids: list[int]
     params: SamplingParams
     timeout_s: float
+    queue_timeout_s: float
+
+    def queue_clock(self, admission: Admission, metrics: ServerMetrics) -> QueueClock:
+        record = partial(metrics.observe_queue, self.model)
+        return QueueClock(admission.admitted_at, self.queue_timeout_s, record)
 
 
 async def _until_disconnected(request: Request) -> None:
@@ -71,58 +79,112 @@ async def _until_disconnected(request: Request) -> None:
         pass
 
 
-async def generate_choices(job: GenerationJob, request: Request) -> list[Continuation]:
+async def generate_choices(job: GenerationJob, request: Request, clock: QueueClock) -> list[Continuation]:
     """All `params.n` continuations of the prompt, ordered by index.
 
-    Raises `ApiError(504)` past the deadline and `ApiError(499)` when the client disconnects; in
-    both cases the engine call is cancelled (and has released its cache references) on return.
+    Raises `ApiError(504)` past the deadline, `ApiError(503)` if the engine has not begun it
+    within the queue timeout, and `ApiError(499)` when the client disconnects; in each case the
+    engine call is cancelled (and has released its cache references) on return.
     """
-    results = await await_unless_disconnected(
-        job.engine.generate([job.prompt_ids], job.params), request, job.timeout_s
-    )
+    work = job.engine.generate([job.prompt_ids], job.params, on_start=clock.on_start)
+    results = await await_unless_disconnected(work, request, job.timeout_s, clock)
     return sorted(results[0], key=lambda choice: choice.index)
 
 
-async def await_unless_disconnected(work: Awaitable[T], request: Request, timeout_s: float) -> T:
+async def await_unless_disconnected(
+    work: Awaitable[T], request: Request, timeout_s: float, queue: QueueClock | None = None
+) -> T:
     """The result of `work`, cancelled (and so freeing its engine work) if the client goes away
-    (`ApiError(499)`) or the deadline passes (`ApiError(504)`)."""
+    (`ApiError(499)`), the deadline passes (`ApiError(504)`) or, given a `queue` clock, the
+    engine does not begin it in time (`ApiError(503)`)."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnected(request))
+    guards = [asyncio.ensure_future(_until_disconnected(request))]
+    if queue is not None:
+        guards.append(asyncio.ensure_future(expire_unless_started(queue)))
     try:
         async with asyncio.timeout(timeout_s):
-            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, *guards}, return_when=asyncio.FIRST_COMPLETED)
     except TimeoutError:
         raise timed_out(timeout_s) from None
     finally:
-        for pending in (task, watcher):
+        for pending in (task, *guards):
             pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
+        await asyncio.gather(task, *guards, return_exceptions=True)
+    queue_error = next((g.exception() for g in guards[1:] if not g.cancelled() and g.exception()), None)
+    if queue_error is not None:
+        raise queue_error
     if task.cancelled():
         raise ApiError(CLIENT_CLOSED_REQUEST, "The client closed the request.", "client_closed_request")
     return task.result()
 
 
 async def run_job(
-    job: GenerationJob, metrics: ServerMetrics, request: Request
+    job: GenerationJob, metrics: ServerMetrics, request: Request, admission: Admission
 ) -> tuple[list[Continuation], UsageInfo]:
     """Generate every choice and count the request's usage (also into the token metrics)."""
-    choices = await generate_choices(job, request)
+    choices = await generate_choices(job, request, job.queue_clock(admission, metrics))
     tally = UsageTally(len(job.prompt_ids))
     tally.add_continuations(choices)
     metrics.record_tokens(job.model, tally.num_prompt_tokens, tally.num_completion_tokens)
     return choices, tally.usage()
 
 
-async def stream_job(
-    job: GenerationJob, metrics: ServerMetrics, tally: UsageTally
+async def open_stream(
+    job: GenerationJob, metrics: ServerMetrics, admission: Admission
 ) -> AsyncIterator[StreamDelta]:
-    """The engine's deltas, counted into `tally`; closing this generator closes the engine stream.
+    """The engine's deltas for `job`, once the engine has begun it, so that a request it does
+    not begin within the queue timeout (503) or refuses outright (a bad prompt: 400) is answered
+    with a status before any event. Releases `admission` if it raises."""
+    clock = job.queue_clock(admission, metrics)
+    stream = job.engine.stream(job.prompt_ids, job.params, on_start=clock.on_start)
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        waits: set[asyncio.Future[Any]] = {first, clock.started}
+        await asyncio.wait(waits, timeout=clock.remaining_s(), return_when=asyncio.FIRST_COMPLETED)
+        refusal = first.exception() if first.done() else None
+        if refusal is not None and not isinstance(refusal, StopAsyncIteration):
+            raise refusal
+        if not (first.done() or clock.started.done()):
+            raise queue_timed_out(job.queue_timeout_s)
+    except BaseException:
+        admission.release()
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await close_stream(stream)
+        raise
+    on_first_token = partial(metrics.observe_first_token, job.model)
+    return _resumed(first, stream, lambda: on_first_token(clock.seconds_since_admission()))
+
+
+async def _resumed(
+    first: asyncio.Future[StreamDelta], rest: AsyncIterator[StreamDelta], on_first_token: Callable[[], None]
+) -> AsyncIterator[StreamDelta]:
+    """The delta `first` is computing, then the rest of the stream; closing closes both."""
+    try:
+        try:
+            delta = await first
+        except StopAsyncIteration:
+            return
+        on_first_token()
+        yield delta
+        async for delta in rest:
+            yield delta
+    finally:
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await close_stream(rest)
+
+
+async def stream_job(
+    job: GenerationJob, metrics: ServerMetrics, tally: UsageTally, stream: AsyncIterator[StreamDelta]
+) -> AsyncIterator[StreamDelta]:
+    """The deltas of `stream` (from `open_stream`), counted into `tally`; closing this generator
+    closes the engine stream.
 
     Tokens are recorded in the metrics however the stream ends: they were generated either way.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + job.timeout_s
-    stream = job.engine.stream(job.prompt_ids, job.params)
     try:
         async for delta in stream:
             tally.add(delta.index, len(delta.token_ids), delta.num_cached_prompt_tokens)

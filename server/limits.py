@@ -1,13 +1,17 @@
-"""Admission limits: how many requests may generate at once (429) and how big a body may be (413).
+"""Admission limits: how many requests may generate at once (429) and how big a body may be (413),
+and how long admitted work may still run once shutdown begins (the drain).
 
 The decisions are pure functions; `AdmissionGate` and `BodySizeLimitMiddleware` only apply them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import body_too_large, error_response, too_many_requests
+from server.errors import ApiError, body_too_large, error_response, shutting_down, too_many_requests
 
 
 def can_admit(num_in_flight: int, limit: int) -> bool:
@@ -23,6 +27,17 @@ class Admission:
 
     def __init__(self, gate: AdmissionGate) -> None:
         self._gate: AdmissionGate | None = gate
+        self._drain = gate  # kept after release: the drain is the gate's, not the slot's
+        self.admitted_at = time.monotonic()  # where queue time and time to first token start
+
+    @property
+    def drain_expired(self) -> asyncio.Event:
+        """Set when shutdown's drain time is over: streams still running must end now."""
+        return self._drain.drain_expired
+
+    def drain_error(self) -> ApiError:
+        """What a request still running when `drain_expired` is set ends with."""
+        return shutting_down(self._drain.drain_timeout_s or 0.0)
 
     def release(self) -> None:
         if self._gate is not None:
@@ -42,13 +57,22 @@ class AdmissionGate:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.num_in_flight = 0
+        self.drain_timeout_s: float | None = None  # set when shutdown begins
+        self.drain_expired = asyncio.Event()  # set `drain_timeout_s` after shutdown began
 
     def admit(self) -> Admission:
         """A slot for one request, or `ApiError(429)`; the event loop is single-threaded: no lock."""
+        if self.drain_timeout_s is not None:
+            raise shutting_down(self.drain_timeout_s)
         if not can_admit(self.num_in_flight, self.limit):
             raise too_many_requests(self.limit)
         self.num_in_flight += 1
         return Admission(self)
+
+    def begin_drain(self, timeout_s: float) -> None:
+        """Shutdown has begun: refuse new work; admitted work may run `timeout_s` more seconds."""
+        self.drain_timeout_s = timeout_s
+        asyncio.get_running_loop().call_later(timeout_s, self.drain_expired.set)
 
     def release(self) -> None:
         """Give back one slot; called through `Admission.release`, which makes it happen once."""

@@ -36,6 +36,8 @@ CACHE_COUNTER_FIELDS = frozenset(
 UNMATCHED_ROUTE = "unmatched"
 ARRIVED_SCOPE_KEY = "ponder.arrived"
 """`time.perf_counter()` when the request reached the outermost middleware (queue-time metrics)."""
+# Waits from milliseconds (an idle engine) to minutes (a burst): past queue_timeout_s's default.
+WAIT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
 class CacheStatsCollector(Collector):
@@ -106,6 +108,20 @@ class ServerMetrics:
         self.completion_tokens = Counter(
             "ponder_completion_tokens", "generated tokens, all choices", ["model"], registry=self.registry
         )
+        self.queue_time = Histogram(
+            "ponder_queue_seconds",
+            "from admission until the engine began the request (its prefill)",
+            ["model"],
+            buckets=WAIT_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "ponder_time_to_first_token_seconds",
+            "streamed requests: from admission until the first token reached the server",
+            ["model"],
+            buckets=WAIT_BUCKETS_S,
+            registry=self.registry,
+        )
         in_flight = Gauge("ponder_requests_in_flight", "requests holding engine work", registry=self.registry)
         in_flight.set_function(lambda: float(num_in_flight()))
         retiring = Gauge(
@@ -121,6 +137,12 @@ class ServerMetrics:
     def record_tokens(self, model_id: str, num_prompt_tokens: int, num_completion_tokens: int) -> None:
         self.prompt_tokens.labels(model_id).inc(num_prompt_tokens)
         self.completion_tokens.labels(model_id).inc(num_completion_tokens)
+
+    def observe_queue(self, model_id: str, seconds: float) -> None:
+        self.queue_time.labels(model_id).observe(seconds)
+
+    def observe_first_token(self, model_id: str, seconds: float) -> None:
+        self.time_to_first_token.labels(model_id).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from search.api import SearchRequest
 
@@ -20,6 +20,7 @@ MAX_STOP_SEQUENCES = 4  # OpenAI's limit on `stop`
 MAX_CHAT_TOP_LOGPROBS = 20  # OpenAI's limit on chat `top_logprobs`
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit on legacy completions `logprobs`
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_CACHE_SALT_CHARS = 256
 
 
 def _is_absent(value: Any) -> bool:
@@ -53,6 +54,20 @@ def first_unsupported_param(extra: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _valid_unicode(text: str) -> str:
+    """JSON may carry a lone surrogate (`"\\ud800"`); no tokenizer can encode it, so it is the
+    caller's 400 here rather than a tokenizer failure (a 500) later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"{text[exc.start]!r} at character {exc.start}"
+        raise ValueError(f"contains a lone surrogate ({where}), which is not valid Unicode") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 def _as_list(value: Any) -> Any:
     """`"x"` -> `["x"]` and `None` -> `[]`, so `stop` and `content` have one shape downstream."""
     if value is None:
@@ -65,7 +80,7 @@ def _as_text_parts(value: Any) -> Any:
 
 
 StopList = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
+    list[Annotated[Text, Field(min_length=1)]],
     BeforeValidator(_as_list),
     Field(max_length=MAX_STOP_SEQUENCES),
 ]
@@ -77,7 +92,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str
-    text: str
+    text: Text
 
     @field_validator("type")
     @classmethod
@@ -138,6 +153,8 @@ class SamplingRequest(PonderExtensions):
     # vLLM-compatible extensions.
     top_k: int | None = Field(None, ge=0)
     ignore_eos: bool = False
+    # vLLM's: prefixes are reused only between requests (of one key) sending the same salt.
+    cache_salt: Annotated[Text, Field(min_length=1, max_length=MAX_CACHE_SALT_CHARS)] | None = None
 
     @property
     def num_choices(self) -> int:
@@ -172,7 +189,7 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     """Legacy completions: one prompt, as text or as token ids."""
 
-    prompt: str | list[int]
+    prompt: Text | list[int]
     logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
 
     @field_validator("prompt", mode="before")
@@ -186,4 +203,4 @@ class CompletionRequest(SamplingRequest):
             )
         if len(value) == 0:
             raise ValueError("prompt must not be empty")
-        return value
+        return _valid_unicode(value) if isinstance(value, str) else value

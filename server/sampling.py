@@ -5,11 +5,16 @@ These run before the engine is asked to do anything, so a rejected request leave
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+from starlette.requests import Request
+
 from engine.protocol import SamplingParams
+from server.auth import ANONYMOUS_OWNER, get_caller
 from server.errors import invalid_request, unsupported_parameter
 from server.protocol import SamplingRequest, first_unsupported_param
+from server.settings import ServerSettings
 
 DEFAULT_TEMPERATURE = 1.0  # OpenAI's default
 DEFAULT_TOP_P = 1.0
@@ -65,11 +70,33 @@ def resolve_max_tokens(
     return requested
 
 
+def cache_salt_for(owner: str, request_salt: str | None, is_shared_across_keys: bool) -> str | None:
+    """A request's prefix-cache namespace: its key's owner, unless the operator shares the cache
+    across keys, narrowed by the request's own `cache_salt`; None is the shared namespace.
+
+    A cache hit is visible (`cached_tokens`, latency) and tells a caller what cached prompts
+    begin with, so keys never share one by default (SGLang's `extra_key`, vLLM's `cache_salt`).
+    """
+    owner_part = None if is_shared_across_keys or owner == ANONYMOUS_OWNER else owner
+    if owner_part is None and request_salt is None:
+        return None
+    return json.dumps([owner_part, request_salt])  # unambiguous: no salt can pose as an owner
+
+
+def request_cache_salt(
+    request: SamplingRequest, settings: ServerSettings, http_request: Request
+) -> str | None:
+    """`cache_salt_for` the caller the auth middleware recorded."""
+    owner = get_caller(http_request).owner
+    return cache_salt_for(owner, request.cache_salt, settings.share_prefix_cache_across_keys)
+
+
 def to_sampling_params(
     request: SamplingRequest,
     max_new_tokens: int,
     num_top_logprobs: int | None,
     model_defaults: Mapping[str, float] | None = None,
+    cache_salt: str | None = None,
 ) -> SamplingParams:
     """`num_top_logprobs=None` asks for no logprobs; 0 asks for the sampled token's only.
 
@@ -88,4 +115,5 @@ def to_sampling_params(
         logprobs=num_top_logprobs is not None,
         top_logprobs=num_top_logprobs or 0,
         ignore_eos=request.ignore_eos,
+        cache_salt=cache_salt,
     )

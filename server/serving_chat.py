@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import ChatMessage, Engine
+from engine.protocol import ChatMessage, Engine, StreamDelta
 from server.errors import invalid_request
-from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.generation import GenerationJob, UsageTally, open_stream, run_job, stream_job
 from server.leases import released_on_error
 from server.logprobs import chat_logprobs
 from server.metrics import ServerMetrics
@@ -29,7 +29,12 @@ from server.responses import (
     now_s,
     system_fingerprint,
 )
-from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
+from server.sampling import (
+    check_request_limits,
+    request_cache_salt,
+    resolve_max_tokens,
+    to_sampling_params,
+)
 from server.state import ServerState
 from server.streaming import sse_response
 
@@ -52,7 +57,9 @@ def num_top_logprobs(request: ChatCompletionRequest) -> int | None:
     return request.top_logprobs or 0
 
 
-def prepare_chat(request: ChatCompletionRequest, state: ServerState, engine: Engine) -> GenerationJob:
+def prepare_chat(
+    request: ChatCompletionRequest, state: ServerState, engine: Engine, cache_salt: str | None = None
+) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
@@ -61,8 +68,10 @@ def prepare_chat(request: ChatCompletionRequest, state: ServerState, engine: Eng
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "messages"
     )
-    params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults)
-    return GenerationJob(request.model, engine, list(prompt_ids), params, settings.request_timeout_s)
+    params = to_sampling_params(request, max_new_tokens, num_top, engine.card.sampling_defaults, cache_salt)
+    return GenerationJob(
+        request.model, engine, list(prompt_ids), params, settings.request_timeout_s, settings.queue_timeout_s
+    )
 
 
 async def create_chat_completion(
@@ -70,12 +79,15 @@ async def create_chat_completion(
 ) -> ChatCompletionResponse | StreamingResponse:
     lease = state.pool.lease(request.model)  # the request runs on this engine even across a swap
     with released_on_error(lease):
-        job = prepare_chat(request, state, lease.engine)
+        salt = request_cache_salt(request, state.settings, http_request)
+        job = prepare_chat(request, state, lease.engine, salt)
         admission = state.gate.admit()
+        if request.is_streaming:
+            stream = await open_stream(job, state.metrics, admission)  # releases admission if it raises
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission, lease)
+        return sse_response(_chunks(job, request, state.metrics, stream), admission, lease)
     with admission, lease:
-        choices, usage = await run_job(job, state.metrics, http_request)
+        choices, usage = await run_job(job, state.metrics, http_request, admission)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
@@ -95,7 +107,10 @@ async def create_chat_completion(
 
 
 async def _chunks(
-    job: GenerationJob, request: ChatCompletionRequest, metrics: ServerMetrics
+    job: GenerationJob,
+    request: ChatCompletionRequest,
+    metrics: ServerMetrics,
+    stream: AsyncIterator[StreamDelta],
 ) -> AsyncIterator[ChatCompletionChunk]:
     """A role chunk per choice, content deltas, a finish chunk per choice, then optional usage."""
     chunk_id, created, fingerprint = new_id("chatcmpl"), now_s(), system_fingerprint(job.engine.card)
@@ -109,7 +124,7 @@ async def _chunks(
         role = DeltaMessage(role="assistant", content="")
         yield chunk(ChatChunkChoice(index=index, delta=role, logprobs=None, finish_reason=None))
     tally = UsageTally(len(job.prompt_ids))
-    async for delta in stream_job(job, metrics, tally):
+    async for delta in stream_job(job, metrics, tally, stream):
         if delta.text or delta.logprobs:
             logprobs = chat_logprobs(delta.logprobs, job.params.top_logprobs)
             content = DeltaMessage(content=delta.text)

@@ -10,15 +10,20 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine.protocol import Engine
+from engine.protocol import Engine, StreamDelta
 from server.errors import invalid_request
-from server.generation import GenerationJob, UsageTally, run_job, stream_job
+from server.generation import GenerationJob, UsageTally, open_stream, run_job, stream_job
 from server.leases import released_on_error
 from server.logprobs import completion_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import CompletionRequest
 from server.responses import CompletionChoice, CompletionResponse, new_id, now_s, system_fingerprint
-from server.sampling import check_request_limits, resolve_max_tokens, to_sampling_params
+from server.sampling import (
+    check_request_limits,
+    request_cache_salt,
+    resolve_max_tokens,
+    to_sampling_params,
+)
 from server.state import ServerState
 from server.streaming import sse_response
 
@@ -48,7 +53,9 @@ def refuse_search(request: CompletionRequest) -> None:
             )
 
 
-def prepare_completion(request: CompletionRequest, state: ServerState, engine: Engine) -> GenerationJob:
+def prepare_completion(
+    request: CompletionRequest, state: ServerState, engine: Engine, cache_salt: str | None = None
+) -> GenerationJob:
     """Every check and the prompt; raises `ApiError` for anything the request cannot have."""
     settings = state.settings
     check_request_limits(request, settings.max_n, settings.max_tokens)
@@ -57,8 +64,11 @@ def prepare_completion(request: CompletionRequest, state: ServerState, engine: E
     max_new_tokens = resolve_max_tokens(
         len(prompt_ids), request, engine.card.max_context, settings.max_tokens, "prompt"
     )
-    params = to_sampling_params(request, max_new_tokens, request.logprobs, engine.card.sampling_defaults)
-    return GenerationJob(request.model, engine, prompt_ids, params, settings.request_timeout_s)
+    defaults = engine.card.sampling_defaults
+    params = to_sampling_params(request, max_new_tokens, request.logprobs, defaults, cache_salt)
+    return GenerationJob(
+        request.model, engine, prompt_ids, params, settings.request_timeout_s, settings.queue_timeout_s
+    )
 
 
 async def create_completion(
@@ -66,12 +76,15 @@ async def create_completion(
 ) -> CompletionResponse | StreamingResponse:
     lease = state.pool.lease(request.model)  # the request runs on this engine even across a swap
     with released_on_error(lease):
-        job = prepare_completion(request, state, lease.engine)
+        salt = request_cache_salt(request, state.settings, http_request)
+        job = prepare_completion(request, state, lease.engine, salt)
         admission = state.gate.admit()
+        if request.is_streaming:
+            stream = await open_stream(job, state.metrics, admission)  # releases admission if it raises
     if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics), admission, lease)
+        return sse_response(_chunks(job, request, state.metrics, stream), admission, lease)
     with admission, lease:
-        choices, usage = await run_job(job, state.metrics, http_request)
+        choices, usage = await run_job(job, state.metrics, http_request, admission)
     return CompletionResponse(
         id=new_id("cmpl"),
         created=now_s(),
@@ -91,7 +104,7 @@ async def create_completion(
 
 
 async def _chunks(
-    job: GenerationJob, request: CompletionRequest, metrics: ServerMetrics
+    job: GenerationJob, request: CompletionRequest, metrics: ServerMetrics, stream: AsyncIterator[StreamDelta]
 ) -> AsyncIterator[CompletionResponse]:
     """Text deltas, a finish chunk per choice (empty text), then optional usage (no choices)."""
     chunk_id, created, fingerprint = new_id("cmpl"), now_s(), system_fingerprint(job.engine.card)
@@ -103,7 +116,7 @@ async def _chunks(
 
     tally = UsageTally(len(job.prompt_ids))
     text_offsets: dict[int, int] = {}  # index -> characters streamed so far (legacy `text_offset`)
-    async for delta in stream_job(job, metrics, tally):
+    async for delta in stream_job(job, metrics, tally, stream):
         offset = text_offsets.get(delta.index, 0)
         text_offsets[delta.index] = offset + len(delta.text)
         if delta.text or delta.logprobs:

@@ -44,7 +44,7 @@ from server.responses import (
     now_s,
     system_fingerprint,
 )
-from server.sampling import check_request_limits, resolve_max_tokens
+from server.sampling import check_request_limits, request_cache_salt, resolve_max_tokens
 from server.search_metrics import SearchObservation
 from server.search_params import refuse_unsearchable, search_params
 from server.search_services import prm_id_for, task_verifier
@@ -111,6 +111,7 @@ async def create_search_completion(
     with released_on_error(lease):
         owner = get_caller(http_request).owner
         ctx, prompt_ids, source = await _prepare(request, state, config, lease.engine, owner)
+        ctx.cache_salt = request_cache_salt(request, state.settings, http_request)
         admission = state.gate.admit()
     prm = prm_id_for(request.model, config.prm_model) if config.prm else None
     observed = state.metrics.search.observation(request.model, config, prm, arrival_time(http_request.scope))

@@ -58,7 +58,16 @@ class ServerSettings(BaseSettings):
     max_concurrent_requests: int = Field(64, ge=1, description="requests generating at once; beyond: 429")
     max_request_bytes: int = Field(1_000_000, ge=1, description="largest request body; beyond: 413")
     request_timeout_s: float = Field(600.0, gt=0, description="wall-clock limit on one generation")
+    queue_timeout_s: float = Field(
+        30.0, gt=0, description="longest wait from admission until the engine begins a request; then 503"
+    )
+    shutdown_timeout: float = Field(
+        30.0, gt=0, description="seconds in-flight requests may finish in after SIGTERM; then streams end"
+    )
     log_level: str = Field("info", description="uvicorn and ponder log level")
+    share_prefix_cache_across_keys: bool = Field(
+        False, description="let the API and admin keys reuse each other's cached prefixes (reveals them)"
+    )
     trace_db: str = Field(".cache/traces.sqlite3", description="SQLite file that keeps search traces")
     record_traces: Literal["off", "opt-in", "all"] = Field(
         "opt-in",

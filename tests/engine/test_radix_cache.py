@@ -97,3 +97,28 @@ def test_unlock_without_lock_is_an_error():
     node = cache.insert([1], kv_for([1]))
     with pytest.raises(RuntimeError):
         cache.unlock(node)
+
+
+def test_namespaces_never_share_a_prefix():
+    cache = RadixCache(10**6)
+    cache.insert([1, 2, 3], kv_for([1, 2, 3]), namespace="alice")
+    assert cache.match_prefix([1, 2, 3], namespace="alice").num_tokens == 3
+    assert cache.match_prefix([1, 2, 3], namespace="bob").num_tokens == 0
+    assert cache.match_prefix([1, 2, 3]).num_tokens == 0  # the shared namespace is one more
+    cache.insert([1, 2, 9], kv_for([1, 2, 9]), namespace="bob")
+    assert cache.num_tokens == 6 and cache.num_nodes == 2  # stored once per namespace
+
+
+def test_namespace_locks_and_eviction_release_everything():
+    cache = RadixCache(3 * BYTES_PER_TOKEN)
+    node = cache.insert([1, 2, 3], kv_for([1, 2, 3]), namespace="alice")
+    cache.lock(node)
+    cache.insert([4, 5], kv_for([4, 5]), namespace="bob")
+    cache.evict_to_capacity()
+    assert cache.match_prefix([1, 2, 3], namespace="alice").num_tokens == 3  # locked: kept
+    assert cache.match_prefix([4, 5], namespace="bob").num_tokens == 0  # evicted
+    cache.unlock(node)
+    assert cache.num_locked == 0
+    cache.evict(10**6)
+    assert (cache.num_nodes, cache.num_tokens, cache.num_bytes) == (0, 0, 0)
+    assert cache.num_namespaces == 0  # an emptied namespace leaves no root behind

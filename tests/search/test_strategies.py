@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from engine.protocol import SamplingParams
 from rewards.countdown.steps import ANSWER_PREFIX, parse_step, split_reply
 from rewards.countdown.verifier import verify_reply
 from search.config import SearchConfig
@@ -68,6 +69,18 @@ def test_budget_is_respected_to_the_token(runner, problems, strategy, budget):
     assert engine_tokens == result.stats.num_tokens_generated == result.tree.num_tokens()
     assert engine_tokens <= budget
     assert_engine_idle(runner)
+
+
+def test_search_calls_carry_the_cache_salt(runner, problems):
+    """A search's engine calls cache its prompt in the context's namespace only."""
+    problem, salt = problems[0], "tenant-of-this-search"
+    prompt_ids = runner.prompt_ids(problem) * 4  # past one vLLM block (32 tokens): reusable there too
+    runner.run(run_search(runner.context(problem, cache_salt=salt), prompt_ids, config("best_of_n")))
+    probe = SamplingParams(max_new_tokens=1, temperature=0)
+    [[other]] = runner.run(runner.engine.generate([prompt_ids], replace(probe, cache_salt="another-tenant")))
+    [[same]] = runner.run(runner.engine.generate([prompt_ids], replace(probe, cache_salt=salt)))
+    assert other.num_cached_prompt_tokens == 0
+    assert same.num_cached_prompt_tokens >= 32
 
 
 @pytest.mark.parametrize("strategy", ["beam", "mcts", "dvts"])

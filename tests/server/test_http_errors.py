@@ -6,10 +6,12 @@ counters prove that no rejected request reached the engine.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 MODEL = "smollm2-135m-instruct"
 HI = [{"role": "user", "content": "hi"}]
@@ -27,6 +29,7 @@ MISSING, INVALID, UNSUPPORTED = "missing_required_parameter", "invalid_value", "
 TOO_LONG, NOT_FOUND, BAD_PROMPT = "context_length_exceeded", "model_not_found", "invalid_prompt"
 IMAGE = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
 TOOLS = [{"type": "function", "function": {"name": "f"}}]
+SURROGATE = [{"role": "user", "content": "a\ud800b"}]  # valid JSON ("\\ud800"), not valid Unicode
 
 BAD_REQUESTS = [
     # (id, path, body, status, param, code)
@@ -57,7 +60,32 @@ BAD_REQUESTS = [
     ),
     ("echo", COMPLETIONS, {"model": MODEL, "prompt": "x", "echo": True}, 400, "echo", UNSUPPORTED),
     ("token-outside-vocab", COMPLETIONS, {"model": MODEL, "prompt": [10**8]}, 400, "prompt", BAD_PROMPT),
+    (
+        "token-outside-vocab-stream",
+        COMPLETIONS,
+        {"model": MODEL, "prompt": [10**8], "stream": True},
+        400,
+        "prompt",
+        BAD_PROMPT,
+    ),
+    ("lone-surrogate-chat", CHAT, chat(messages=SURROGATE), 400, "messages[0].content[0].text", INVALID),
+    (
+        "lone-surrogate-chat-stream",
+        CHAT,
+        chat(messages=SURROGATE, stream=True),
+        400,
+        "messages[0].content[0].text",
+        INVALID,
+    ),
+    ("lone-surrogate-prompt", COMPLETIONS, {"model": MODEL, "prompt": "a\ud800b"}, 400, "prompt", INVALID),
+    ("lone-surrogate-stop", CHAT, chat(stop=["a\udfffb"]), 400, "stop[0]", INVALID),
 ]
+
+
+def post_json(http: httpx.Client, path: str, body: Any) -> httpx.Response:
+    """POST `body` as ASCII JSON: httpx's `json=` writes raw UTF-8 and so cannot send a lone
+    surrogate, which a JSON client may legally send escaped as `\\ud800`."""
+    return http.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize(
@@ -68,11 +96,34 @@ BAD_REQUESTS = [
 def test_bad_request_envelope(
     http: httpx.Client, path: str, body: Any, status: int, param: str, code: str
 ) -> None:
-    response = http.post(path, json=body)
+    response = post_json(http, path, body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert (error["param"], error["code"]) == (param, code)
     assert param in error["message"]
+
+
+def count_responses(base_url: str, route: str, status: int) -> float:
+    """`ponder_http_requests_total` for one route and status (0 before the first such response)."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10.0).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = (sample.labels.get("route"), sample.labels.get("status"))
+            if sample.name == "ponder_http_requests_total" and labels == (route, str(status)):
+                return float(sample.value)
+    return 0.0
+
+
+def test_engine_rejected_prompt_is_a_clean_400(http: httpx.Client, live_server: Any) -> None:
+    """A prompt the engine refuses (a token id outside the vocabulary) is counted as the 400 the
+    client got, not as a 500, and is not logged as an unhandled exception."""
+    base = live_server.base_url
+    before = {status: count_responses(base, COMPLETIONS, status) for status in (400, 500)}
+    response = http.post(COMPLETIONS, json={"model": MODEL, "prompt": [10**8], "max_tokens": 1})
+    assert response.status_code == 400
+    assert count_responses(base, COMPLETIONS, 400) == before[400] + 1
+    assert count_responses(base, COMPLETIONS, 500) == before[500]
+    assert "Exception in ASGI application" not in live_server.log_tail(100_000)
 
 
 NEARLY_FULL = [{"role": "user", "content": " hi" * (CONTEXT - 500)}]
@@ -133,7 +184,7 @@ def test_rejected_requests_leave_no_state(http: httpx.Client, read_metric: Any) 
     """Validation happens before the engine: its counters do not move for any bad request."""
     before = read_metric("ponder_cache_prompt_tokens_requested_total")
     for _, path, body, status, _, _ in BAD_REQUESTS:
-        assert http.post(path, json=body).status_code == status
+        assert post_json(http, path, body).status_code == status
     assert read_metric("ponder_cache_prompt_tokens_requested_total") == before
     assert read_metric("ponder_cache_running_sequences") == 0
     assert read_metric("ponder_requests_in_flight") == 0
