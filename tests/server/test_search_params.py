@@ -96,6 +96,14 @@ def with_logprobs(url: str, response: httpx.Response) -> None:
     assert content and all(item["logprob"] <= 0 and len(item["top_logprobs"]) == 2 for item in content)
 
 
+def salted(url: str, response: httpx.Response) -> None:
+    """The salt namespaces the prefix cache: the same seeded search again under the same salt
+    reuses what the first one computed; under a salt never seen, it reuses less."""
+    again = ok(chat(url, cache_salt="tenant-a", search=SEARCH))["search"]["prompt_tokens_reused"]
+    fresh = ok(chat(url, cache_salt="tenant-b", search=SEARCH))["search"]["prompt_tokens_reused"]
+    assert ok(response)["search"]["prompt_tokens_reused"] < again and fresh < again
+
+
 REFUSED = None
 # parameter -> (the request's extra fields, how it is honoured; REFUSED: a 400 naming it)
 CASES: dict[str, tuple[dict[str, Any], Check | None]] = {
@@ -128,6 +136,7 @@ CASES: dict[str, tuple[dict[str, Any], Check | None]] = {
     ),
     "logprobs": ({"logprobs": True, "top_logprobs": 2}, with_logprobs),
     "top_logprobs": ({"top_logprobs": 2}, REFUSED),  # without logprobs
+    "cache_salt": ({"cache_salt": "tenant-a"}, salted),
 }
 
 
