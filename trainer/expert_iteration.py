@@ -20,6 +20,11 @@ from trainer.selfplay import Solved
 class ExpertIteration:
     max_per_problem: int = 2
     """Distinct sound replies kept per problem."""
+    replay: float = 1.0
+    """Reference solutions (`TrainableTask.reference_pairs`) mixed in per example from search.
+    Measured on round 1's data (500 tuning problems, greedy, parent 0.134): without replay the
+    fine-tune reached 0.150 at lr 5e-5 and fell to 0.114 on dev at 2e-4; 1:1 replay at 2e-4
+    reached 0.162 (+36/-22 against the parent)."""
     fine_tune: FineTune = FineTune()
 
 

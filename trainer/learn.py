@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from rewards.tasks import get_trainable_task
 from trainer.expert_iteration import ExpertIteration
 from trainer.fine_tune import FineTune
 from trainer.gate import GateSettings
-from trainer.learn_stages import STAGES, LearnSettings, RoundContext
+from trainer.learn_stages import STAGE_FOLDERS, STAGES, LearnSettings, RoundContext
 from trainer.round_state import RoundState, last_finished_time, round_folders
 
 EVERY_UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -41,11 +42,14 @@ def parse_every(text: str) -> float:
     return float(match.group(1)) * EVERY_UNITS[match.group(2) or "s"]
 
 
-def next_round(settings: LearnSettings, store: VersionStore, prm_id: str | None) -> RoundState:
-    """The unfinished round to resume, or a new one starting from the served versions."""
+def next_round(
+    settings: LearnSettings, store: VersionStore, prm_id: str | None, resume_last: bool = False
+) -> RoundState:
+    """The unfinished round to resume (or, with `resume_last`, the last round however it ended),
+    else a new one starting from the served versions."""
     model_root = settings.runs_dir / settings.model
     folders = round_folders(model_root)
-    if folders and not RoundState.is_finished_at(folders[-1]):
+    if folders and (resume_last or not RoundState.is_finished_at(folders[-1])):
         folder = folders[-1]  # killed before it finished (maybe before it wrote its state)
     else:
         folder = model_root / f"round-{len(folders) + 1:02d}"
@@ -62,12 +66,28 @@ def next_round(settings: LearnSettings, store: VersionStore, prm_id: str | None)
     return RoundState.open(folder, inputs)  # inputs count only for a round not started yet
 
 
-async def run_round(settings: LearnSettings) -> RoundState:
+def redo_from(state: RoundState, stage: str) -> None:
+    """Run `stage` and every later one of this round again (a new recipe on the same data); a
+    round that already published is not redone: its version is served, start a new round."""
+    if state.outputs("publish").get("published") is not None:
+        raise SystemExit(f"round {state.round} already published; --redo-from applies to unpublished rounds")
+    names = list(STAGES)
+    again = names[names.index(stage) :]
+    for name in again:
+        for folder in STAGE_FOLDERS[name]:
+            shutil.rmtree(state.folder / folder, ignore_errors=True)
+    state.rewind(again)
+    print(f"round {state.round}: redoing {', '.join(again)}", flush=True)
+
+
+async def run_round(settings: LearnSettings, redo: str | None = None) -> RoundState:
     model = BUNDLED_MODELS[settings.model]
     if model.task is None:
         raise SystemExit(f"{settings.model} has no task with a verifier: nothing to learn from")
     store = VersionStore(settings.store)
-    state = next_round(settings, store, model.prm)
+    state = next_round(settings, store, model.prm, resume_last=redo is not None)
+    if redo is not None:
+        redo_from(state, redo)
     ctx = RoundContext(settings, state, store, get_trainable_task(model.task), model.prm)
     for name, stage in STAGES.items():
         if state.is_done(name):
@@ -117,7 +137,7 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
         problems=args.problems,
         search=search,
         concurrency=args.concurrency,
-        expert=ExpertIteration(args.max_per_problem, FineTune(epochs=args.epochs, lr=args.lr)),
+        expert=ExpertIteration(args.max_per_problem, args.replay, FineTune(epochs=args.epochs, lr=args.lr)),
         dpo=args.dpo,
         refresh_reward=not args.no_reward_refresh,
         gate=gate,
@@ -152,9 +172,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gate-strategy", default="mcts", help="the search setting the gate compares")
     parser.add_argument("--gate-budget", type=int, default=1024, help="its token budget")
     parser.add_argument("--max-per-problem", type=int, default=ExpertIteration.max_per_problem)
+    parser.add_argument(
+        "--replay", type=float, default=ExpertIteration.replay, help="reference solutions per learned example"
+    )
     parser.add_argument("--epochs", type=float, default=FineTune.epochs)
     parser.add_argument("--lr", type=float, default=FineTune.lr)
     parser.add_argument("--dpo", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument(
+        "--redo-from",
+        choices=list(STAGES),
+        default=None,
+        help="first run this stage and the later ones of the last (unpublished) round again",
+    )
     parser.add_argument("--no-reward-refresh", action="store_true")
     parser.add_argument("--gate-problems", type=int, default=GateSettings.greedy_problems, help="greedy, dev")
     parser.add_argument("--gate-search-problems", type=int, default=GateSettings.search_problems)
@@ -180,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     done = 0
     while rounds is None or done < rounds:
         began = time.monotonic()
-        asyncio.run(run_round(replace(settings)))
+        asyncio.run(run_round(replace(settings), args.redo_from if done == 0 else None))
         done += 1
         if args.every and (rounds is None or done < rounds):
             time.sleep(max(0.0, args.every - (time.monotonic() - began)))

@@ -31,6 +31,8 @@ DpoMode = Literal["auto", "on", "off"]
 TUNING_SEED = 4321
 """Problems (apart from dev and from every round's seed) on which DPO is kept or dropped."""
 CHECKER_STYLE = "claim-checker"
+REPLAY_SEED_OFFSET = 50_000
+"""Replayed reference problems come from seeds apart from every round's self-play seed."""
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,17 @@ async def stage_collect(ctx: RoundContext) -> dict[str, Any]:
 async def stage_expert_iteration(ctx: RoundContext) -> dict[str, Any]:
     expert = ctx.settings.expert
     pairs = best_paths(ctx.solved(), expert.max_per_problem)
+    num_replay = round(expert.replay * len(pairs))
+    replay = ctx.task.reference_pairs(REPLAY_SEED_OFFSET + int(ctx.state.body["seed"]), num_replay)
     summary = fine_tune_causal_lm(
-        ctx.parent_policy, pairs, ctx.path("candidate-ei"), ctx.path("ei-runs"), expert.fine_tune
+        ctx.parent_policy, pairs + replay, ctx.path("candidate-ei"), ctx.path("ei-runs"), expert.fine_tune
     )
-    return {"examples": len(pairs), "problems": len({m for m, _ in pairs}), **summary}
+    return {
+        "examples": len(pairs),
+        "problems": len({m for m, _ in pairs}),
+        "replayed": len(replay),
+        **summary,
+    }
 
 
 async def stage_dpo(ctx: RoundContext) -> dict[str, Any]:
@@ -235,6 +244,16 @@ async def stage_publish(ctx: RoundContext) -> dict[str, Any]:
     published["published"] = _publish_once(ctx, ctx.settings.model, policy, ctx.state.body["parent"], data)
     return published
 
+
+STAGE_FOLDERS = {
+    "collect": ("collect", "traces"),
+    "expert_iteration": ("candidate-ei", "ei-runs"),
+    "dpo": ("candidate-dpo", "dpo-runs"),
+    "reward_refresh": ("checker", "checker-runs"),
+    "gate": ("evals",),
+    "publish": (),
+}
+"""What each stage leaves in the round's folder (removed when the stage is redone)."""
 
 STAGES = {
     "collect": stage_collect,

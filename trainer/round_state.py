@@ -58,6 +58,13 @@ class RoundState:
         self.body["stages"][stage] = {**outputs, "seconds": round(seconds, 1)}
         self.save()
 
+    def rewind(self, stages: list[str]) -> None:
+        """Forget `stages` (and that the round finished), so they run again."""
+        for stage in stages:
+            self.body["stages"].pop(stage, None)
+        self.body["finished"] = None
+        self.save()
+
     def finish(self) -> None:
         self.body["finished"] = time.time()
         self.save()

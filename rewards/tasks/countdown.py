@@ -18,7 +18,8 @@ from rewards.countdown.problems import (
     parse_prompt,
     sample_problem,
 )
-from rewards.countdown.steps import ANSWER_PREFIX, split_reply
+from rewards.countdown.solver import solve_routes
+from rewards.countdown.steps import ANSWER_PREFIX, format_reply, split_reply
 from rewards.countdown.verifier import first_error_index, label_steps, verify_reply
 from rewards.tasks.protocol import LINE_END, split_on
 
@@ -75,3 +76,12 @@ class CountdownTask:
         if not self.verify(message, reply):
             return False
         return first_error_index(label_steps(parse_prompt(message), reply)) is None
+
+    def reference_pairs(self, seed: int, num_problems: int) -> list[tuple[str, str]]:
+        """One solver route per problem, chosen at random (the bundled policy's training data)."""
+        rng = random.Random(seed)
+        pairs: list[tuple[str, str]] = []
+        for message in self.training_messages(seed, num_problems):
+            problem = parse_prompt(message)
+            pairs.append((message, format_reply(rng.choice(solve_routes(problem.numbers, problem.target)))))
+        return pairs

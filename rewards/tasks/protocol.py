@@ -62,6 +62,12 @@ class TrainableTask(Task, Protocol):
         teaches the wrong steps); tasks that cannot check steps return `verify`'s outcome."""
         ...
 
+    def reference_pairs(self, seed: int, num_problems: int) -> list[tuple[str, str]]:
+        """(message, reply) pairs from the task's own reference solutions, never a dev problem:
+        the kind of data the policy was first trained on, replayed beside what it learns from
+        its searches so that a short fine-tune does not drift from it ([] where there is none)."""
+        ...
+
 
 def split_on(reply: str, step_end: str) -> list[str]:
     """The non-blank pieces of `reply` between `step_end`s, without their surrounding newlines."""

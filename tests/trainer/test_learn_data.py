@@ -113,3 +113,32 @@ def test_traced_problems_come_back_graded_by_the_task(tmp_path: Path) -> None:
     assert problem.source.startswith("trace:") and not problem.is_answer_verified
     assert [(r.is_verified, r.is_sound) for r in problem.replies] == [(True, True), (False, False)]
     assert traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_task("countdown")) == []
+
+
+def test_redo_from_reruns_a_stage_and_the_later_ones_on_the_same_data(tmp_path: Path) -> None:
+    from trainer.learn import redo_from
+
+    state = RoundState.open(tmp_path / "round-01", {"round": 1, "parent": 0})
+    for stage in ("collect", "expert_iteration", "dpo", "reward_refresh", "gate"):
+        state.complete(stage, {}, 1.0)
+    state.complete("publish", {"published": None}, 0.0)
+    state.finish()
+    for folder in ("collect", "candidate-ei", "ei-runs", "checker"):
+        (tmp_path / "round-01" / folder).mkdir()
+    redo_from(state, "expert_iteration")
+    assert state.is_done("collect") and not state.is_finished
+    assert not any(state.is_done(s) for s in ("expert_iteration", "dpo", "reward_refresh", "gate", "publish"))
+    assert (tmp_path / "round-01" / "collect").is_dir()
+    assert (
+        not (tmp_path / "round-01" / "candidate-ei").exists()
+        and not (tmp_path / "round-01" / "checker").exists()
+    )
+
+
+def test_a_published_round_is_not_redone(tmp_path: Path) -> None:
+    from trainer.learn import redo_from
+
+    state = RoundState.open(tmp_path / "round-01", {"round": 1, "parent": 0})
+    state.complete("publish", {"published": 1}, 0.0)
+    with pytest.raises(SystemExit, match="already published"):
+        redo_from(state, "gate")
