@@ -9,11 +9,16 @@ import pytest
 
 from engine.versions import MANIFEST_FILE, VersionError, VersionStore, read_manifest, verify_folder
 
-BUNDLED = Path(__file__).resolve().parents[2] / "models" / "countdown"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "countdown"
+BUNDLED = Path("unversioned-countdown")
+"""The shipped folder without its manifest (an unversioned folder seeds version 0); the fixture
+makes it under tmp_path and these tests run from there."""
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> VersionStore:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> VersionStore:
+    shutil.copytree(SHIPPED, tmp_path / BUNDLED, ignore=shutil.ignore_patterns(MANIFEST_FILE))
+    monkeypatch.chdir(tmp_path)
     return VersionStore(tmp_path / "store")
 
 
@@ -42,6 +47,16 @@ def test_a_changed_weight_file_is_refused_naming_it(store: VersionStore) -> None
     with pytest.raises(VersionError, match="model.safetensors"):
         store.set_current("countdown", manifest.version)
     assert store.current("countdown") == 0
+
+
+def test_a_shipped_manifest_keeps_its_version_number(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped"
+    shutil.copytree(SHIPPED, shipped, ignore=shutil.ignore_patterns(MANIFEST_FILE))
+    VersionStore(tmp_path / "first").publish("countdown", shipped, parent=6, version=7, make_current=False)
+    versioned = VersionStore(tmp_path / "first").folder("countdown", 7)
+    store = VersionStore(tmp_path / "fresh")
+    assert store.seed_from("countdown", versioned) == 7
+    assert verify_folder(store.folder("countdown", 7)).parent == 6
 
 
 def test_a_folder_without_weights_cannot_be_published(store: VersionStore, tmp_path: Path) -> None:
@@ -74,7 +89,7 @@ def test_a_crashed_publish_leaves_no_version_and_is_cleaned_up(store: VersionSto
 
 def test_an_unversioned_folder_has_no_manifest(tmp_path: Path) -> None:
     folder = tmp_path / "plain"
-    shutil.copytree(BUNDLED, folder, ignore=shutil.ignore_patterns(MANIFEST_FILE))
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns(MANIFEST_FILE))
     assert read_manifest(folder) is None
     with pytest.raises(VersionError, match="no manifest.json"):
         verify_folder(folder)
