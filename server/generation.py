@@ -10,17 +10,21 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 
 from engine.protocol import Continuation, Engine, SamplingParams, StreamDelta
 from server.errors import ApiError, queue_timed_out, timed_out
+from server.leases import EngineLease, released_on_error
 from server.limits import Admission
 from server.metrics import ServerMetrics
 from server.queueing import QueueClock, expire_unless_started
 from server.responses import PromptTokensDetails, UsageInfo
 from server.streaming import close_stream
+
+if TYPE_CHECKING:  # the state holds the pool and gate this module's callers pass in
+    from server.state import ServerState
 
 T = TypeVar("T")
 
@@ -194,3 +198,32 @@ async def stream_job(
     finally:
         await close_stream(stream)
         metrics.record_tokens(job.model, tally.num_prompt_tokens, tally.num_completion_tokens)
+
+
+@dataclass
+class StartedJob:
+    """A plain request past every check: its job, its admission slot and engine lease, and for a
+    stream the engine's deltas (already begun, so a refusal was answered with a status)."""
+
+    job: GenerationJob
+    admission: Admission
+    lease: EngineLease
+    stream: AsyncIterator[StreamDelta] | None = None
+
+
+async def start_job(
+    state: ServerState,
+    model: str,
+    is_streaming: bool,
+    cache_salt: str | None,
+    prepare: Callable[[Engine, str | None], GenerationJob],
+) -> StartedJob:
+    """Lease the model's engine (the request stays on it across a hot swap), check and build the
+    job, admit it, and for a stream wait for the engine to begin it; releases what it took if
+    any of that raises."""
+    lease = state.pool.lease(model)
+    with released_on_error(lease):
+        job = prepare(lease.engine, cache_salt)
+        admission = state.gate.admit()
+        stream = await open_stream(job, state.metrics, admission) if is_streaming else None
+    return StartedJob(job, admission, lease, stream)

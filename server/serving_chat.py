@@ -7,14 +7,14 @@ the engine, so a rejected request leaves no trace in the engine or its cache.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from engine.protocol import ChatMessage, Engine, StreamDelta
 from server.errors import invalid_request
-from server.generation import GenerationJob, UsageTally, open_stream, run_job, stream_job
-from server.leases import released_on_error
+from server.generation import GenerationJob, UsageTally, run_job, start_job, stream_job
 from server.logprobs import chat_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import ChatCompletionRequest, ChatMessageIn
@@ -77,17 +77,16 @@ def prepare_chat(
 async def create_chat_completion(
     request: ChatCompletionRequest, state: ServerState, http_request: Request
 ) -> ChatCompletionResponse | StreamingResponse:
-    lease = state.pool.lease(request.model)  # the request runs on this engine even across a swap
-    with released_on_error(lease):
-        salt = request_cache_salt(request, state.settings, http_request)
-        job = prepare_chat(request, state, lease.engine, salt)
-        admission = state.gate.admit()
-        if request.is_streaming:
-            stream = await open_stream(job, state.metrics, admission)  # releases admission if it raises
-    if request.is_streaming:
-        return sse_response(_chunks(job, request, state.metrics, stream), admission, lease)
-    with admission, lease:
-        choices, usage = await run_job(job, state.metrics, http_request, admission)
+    salt = request_cache_salt(request, state.settings, http_request)
+    started = await start_job(
+        state, request.model, request.is_streaming, salt, partial(prepare_chat, request, state)
+    )
+    job = started.job
+    if started.stream is not None:
+        chunks = _chunks(job, request, state.metrics, started.stream)
+        return sse_response(chunks, started.admission, started.lease)
+    with started.admission, started.lease:
+        choices, usage = await run_job(job, state.metrics, http_request, started.admission)
     return ChatCompletionResponse(
         id=new_id("chatcmpl"),
         created=now_s(),
