@@ -88,5 +88,6 @@ def load_prm(folder: Path | str, style: str | None = None) -> ProcessRewardModel
     """Load a PRM folder with the loader registered for `style` (detected when None)."""
     if style is not None and style not in PRM_STYLES:
         raise ValueError(f"unknown PRM style {style!r}; valid: {', '.join(sorted(PRM_STYLES))}")
+    loader = PRM_STYLES[style or detect_style(folder)]  # reads config files only
     require_safetensors(folder)
-    return PRM_STYLES[style or detect_style(folder)](Path(folder))
+    return loader(Path(folder))

@@ -49,7 +49,7 @@ def test_search_field_reaches_the_search(client: PonderClient) -> None:
 def test_bad_search_knob_is_an_api_error(client: PonderClient) -> None:
     with pytest.raises(PonderAPIError) as caught:
         client.chat("Hi", search={"strategy": "beam", "width": 2})
-    assert caught.value.status == 400 and caught.value.param == "search"
+    assert caught.value.status == 400 and caught.value.param == "search.width"  # the unknown knob, named
 
 
 @pytest.mark.parametrize(
