@@ -6,11 +6,13 @@ server exactly as `./run serve` starts it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,3 +64,18 @@ def stop_server_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def running_server(flags: dict[str, object], folder: Path) -> Iterator[str]:
+    """A ready server on a free port with `flags` (its log in `folder`); yields its base URL and
+    stops it however the block ends."""
+    port = find_free_port()
+    log_path = folder / "server.log"
+    process = start_server_process({"--port": port, **flags}, log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process, log_path)
+        yield url
+    finally:
+        stop_server_process(process)

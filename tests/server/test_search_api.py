@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from bench.server_process import running_server
 from engine.models import (
     BUNDLED_MODELS,
     COUNTDOWN_DEFAULT_PRM,
@@ -19,7 +20,6 @@ from engine.models import (
     is_available,
     recommended_aggregate,
 )
-from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 PRM_SERVED = is_available(COUNTDOWN_DEFAULT_PRM)
 OTHER_PRM = "countdown-prm"
@@ -34,16 +34,10 @@ pytestmark = pytest.mark.skipif(not is_available("countdown"), reason="countdown
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("search_server")
-    port = find_free_port()
     models = ",".join(["countdown"] + [COUNTDOWN_DEFAULT_PRM] * PRM_SERVED + [OTHER_PRM] * OTHER_SERVED)
-    flags = {"--port": port, "--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
-    process = start_server_process(flags, folder / "server.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process, folder / "server.log")
+    flags = {"--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
+    with running_server(flags, folder) as url:
         yield url
-    finally:
-        stop_server_process(process)
 
 
 def chat(base_url: str, **body: Any) -> httpx.Response:

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.server_process import running_server
 from engine.models import is_available
 from server.protocol import ChatCompletionRequest
-from tests.conftest import find_free_port, start_server_process, stop_server_process, wait_until_ready
 
 SMOLLM2 = "smollm2-135m-instruct"
 PUZZLE = [{"role": "user", "content": "countdown target=93 numbers=4,7,25,50"}]
@@ -31,16 +31,10 @@ Check = Callable[[str, httpx.Response], None]
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("search_params")
-    port = find_free_port()
     models = f"countdown,{SMOLLM2}"
-    flags = {"--port": port, "--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
-    process = start_server_process(flags, folder / "server.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process, folder / "server.log")
+    flags = {"--models": models, "--trace-db": folder / "traces.sqlite3", "--num-threads": 1}
+    with running_server(flags, folder) as url:
         yield url
-    finally:
-        stop_server_process(process)
 
 
 def chat(base_url: str, **body: Any) -> httpx.Response:
