@@ -91,16 +91,19 @@ def main(argv: list[str] | None = None) -> None:
                 "z": cell.paired_z(reference),
             }
         if state is not None:
-            c, ei, dpo, gate = (state.outputs(s) for s in ("collect", "expert_iteration", "dpo", "gate"))
+            c, ei, dpo, gate, tune = (
+                state.outputs(s) for s in ("collect", "expert_iteration", "dpo", "gate", "tune")
+            )
             row += [f"{c['problems']}/{c['solved']}/{c['sound']}", ei.get("examples"), dpo.get("pairs", "-")]
-            row += ["yes" if gate.get("dpo_kept") else "no"]
-            row += [" ".join(f"{s[:7]} {state.body['stages'][s]['seconds'] / 60:.0f}m" for s in STAGES)]
-            entry.update(collect=c, expert_iteration=ei, dpo=dpo, gate=gate, stages=state.body["stages"])
+            row += ["yes" if tune.get("dpo_kept") else "no", tune.get("temperature", "-")]
+            stages = state.body["stages"]
+            row += [" ".join(f"{s[:7]} {stages[s]['seconds'] / 60:.0f}m" for s in STAGES if s in stages)]
+            entry.update(collect=c, expert_iteration=ei, dpo=dpo, tune=tune, gate=gate, stages=stages)
         table.append(row)
         payload.append(entry)
     settings = list(base)
     headers = ["version"] + [f"{h} {s}" for s in settings for h in ("", "vs r0", "z")]
-    headers += ["problems/solved/sound", "SFT ex", "DPO pairs", "DPO kept", "stage minutes"]
+    headers += ["problems/solved/sound", "SFT ex", "DPO pairs", "DPO kept", "search T", "stage minutes"]
     table = [r + [""] * (len(headers) - len(r)) for r in table]
     print_table(headers, table)
     write_json(args.out, payload)

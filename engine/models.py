@@ -113,15 +113,15 @@ def resolve_model_dir(model_id: str) -> Path:
 
 
 def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
-    """Sampling defaults from the folder's generation_config.json, then the bundled table."""
-    defaults: dict[str, float] = {}
+    """The bundled table's sampling defaults, overridden by the folder's generation_config.json
+    where it samples (`do_sample`): a published version carries the temperature its own search
+    was tuned at (`trainer.temperature`), which the table, written for the first version, cannot."""
+    defaults = dict(BUNDLED_MODELS[model_id].sampling) if model_id in BUNDLED_MODELS else {}
     config_file = folder / "generation_config.json"
     if config_file.is_file():
         config = json.loads(config_file.read_text())
         if config.get("do_sample"):
-            defaults = {k: float(config[k]) for k in SAMPLING_KEYS if config.get(k) is not None}
-    if model_id in BUNDLED_MODELS:
-        defaults.update(BUNDLED_MODELS[model_id].sampling)
+            defaults.update({k: float(config[k]) for k in SAMPLING_KEYS if config.get(k) is not None})
     return defaults
 
 

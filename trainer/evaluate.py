@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from engine.protocol import ChatMessage, Engine
+from engine.protocol import ChatMessage, Engine, ModelCard
 from engine.search_defaults import search_defaults
 from search.api import resolve_search
 from search.config import SearchConfig, SearchLimits
@@ -130,12 +130,15 @@ OFFLINE_LIMITS = SearchLimits(max_seconds=600.0)
 """Dozens of searches share 2 cores offline, so one may take minutes of wall time."""
 
 
-def offline_search_config(model_id: str, prm_id: str | None, search: dict[str, object]) -> SearchConfig:
+def offline_search_config(
+    model_id: str, prm_id: str | None, search: dict[str, object], card: ModelCard | None = None
+) -> SearchConfig:
     """What the server runs for `search` on a bundled `model_id` guided by `prm_id`: the same
     resolution and the same model defaults (`search_defaults`: the model's recommended
     temperature, reply length and task, the PRM's aggregation); the bench and the learner both
-    call this."""
-    defaults = search_defaults(model_id, prm_id)
+    call this. Pass the engine's `card` to search with the loaded version's own defaults (a
+    learned version recommends its own temperature), as the server does."""
+    defaults = search_defaults(model_id, prm_id, card=card)
     search = {"max_seconds": OFFLINE_LIMITS.max_seconds, **search}
     if prm_id is None:
         search["prm"] = False

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.embedded import EmbeddedEngine
+from engine.models import sampling_defaults
 from engine.options import EngineOptions
 from rewards.prm import load_prm
 from rewards.tasks import TrainableTask
@@ -75,6 +76,18 @@ class Verdict:
         return ("promote: " if self.promote else "reject: ") + "; ".join(parts)
 
 
+def cache_settings(version: VersionUnderTest, model_id: str, settings: GateSettings) -> dict[str, Any]:
+    """What a cached evaluation must match: the problems, the search and the version's own
+    sampling defaults (a tuned temperature lives beside the weights, not in their digest)."""
+    return {
+        "greedy_problems": settings.greedy_problems,
+        "search": settings.search,
+        "search_problems": settings.search_problems,
+        "split_seed": settings.split_seed,
+        "sampling": sampling_defaults(model_id, version.policy),
+    }
+
+
 async def evaluate_version(
     version: VersionUnderTest,
     model_id: str,
@@ -86,12 +99,7 @@ async def evaluate_version(
     """The version's greedy and search cells on the dev split, cached by what the weights are
     (a candidate of one round is the served parent of the next, under another label)."""
     cache = cache_dir / f"{version.digest()}.json"
-    wanted = {
-        "greedy_problems": settings.greedy_problems,
-        "search": settings.search,
-        "search_problems": settings.search_problems,
-        "split_seed": settings.split_seed,
-    }
+    wanted = cache_settings(version, model_id, settings)
     if cache.is_file():
         raw = json.loads(cache.read_text())
         if raw["settings"] == wanted:
@@ -107,7 +115,7 @@ async def evaluate_version(
     try:
         for name, num_problems, scorer, scorer_id, search in runs:
             if num_problems:
-                config = offline_search_config(model_id, scorer_id, search)
+                config = offline_search_config(model_id, scorer_id, search, engine.card)
                 messages = settings.messages(task, num_problems)
                 cells[name] = await run_cell(
                     engine, scorer, messages, task.verify, config, settings.concurrency

@@ -30,6 +30,7 @@ from trainer.fine_tune import FineTune
 from trainer.gate import GateSettings
 from trainer.learn_stages import STAGE_FOLDERS, STAGES, LearnSettings, RoundContext
 from trainer.round_state import RoundState, last_finished_time, round_folders
+from trainer.temperature import TemperatureTuning
 
 EVERY_UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -103,18 +104,21 @@ async def run_round(settings: LearnSettings, redo: str | None = None) -> RoundSt
 def round_summary(state: RoundState) -> str:
     """One line: the data, the gate, what was published, and each stage's minutes."""
     c, gate = state.outputs("collect"), state.outputs("gate")
-    ei, dpo = state.outputs("expert_iteration"), state.outputs("dpo")
+    ei, dpo, tune = state.outputs("expert_iteration"), state.outputs("dpo"), state.outputs("tune")
     rows = "; ".join(
         f"{r['setting']} {r['parent']:.3f}->{r['candidate']:.3f} ({r['won_lost']}, z {r['z']:+.1f})"
         for r in gate.get("rows", [])
     )
     published = state.outputs("publish").get("published")
-    times = " ".join(f"{name} {state.body['stages'][name]['seconds'] / 60:.1f}m" for name in STAGES)
+    stages = state.body["stages"]
+    times = " ".join(f"{name} {stages[name]['seconds'] / 60:.1f}m" for name in STAGES if name in stages)
     data = f"{c.get('problems')} problems, {c.get('solved')} solved ({c.get('sound')} sound)"
     trained = f"{ei.get('examples')} SFT examples, {dpo.get('pairs', 0)} DPO pairs"
+    if "temperature" in tune:
+        trained += f", search temperature {tune['parent_temperature']}->{tune['temperature']}"
     outcome = f"published v{published}" if published is not None else "not promoted"
     return (
-        f"round {state.round}: {data}, {trained} (DPO kept: {gate.get('dpo_kept', False)}); "
+        f"round {state.round}: {data}, {trained} (DPO kept: {tune.get('dpo_kept', False)}); "
         f"{rows}; {outcome} [{times}]"
     )
 
@@ -141,6 +145,7 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
         dpo=args.dpo,
         refresh_reward=not args.no_reward_refresh,
         gate=gate,
+        temperature=TemperatureTuning(args.temperature_problems) if args.temperature_problems else None,
         threads=args.threads,
     )
 
@@ -185,6 +190,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first run this stage and the later ones of the last (unpublished) round again",
     )
     parser.add_argument("--no-reward-refresh", action="store_true")
+    parser.add_argument(
+        "--temperature-problems",
+        type=int,
+        default=TemperatureTuning.problems,
+        help="tuning problems per temperature tried for the candidate's search (0: keep the parent's)",
+    )
     parser.add_argument("--gate-problems", type=int, default=GateSettings.greedy_problems, help="greedy, dev")
     parser.add_argument("--gate-search-problems", type=int, default=GateSettings.search_problems)
     parser.add_argument(

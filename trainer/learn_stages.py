@@ -26,6 +26,7 @@ from trainer.gate import GateSettings, VersionUnderTest, decide, evaluate_versio
 from trainer.reward_refresh import refresh_checker
 from trainer.round_state import RoundState
 from trainer.selfplay import Collection, Solved, collect, traced_problems
+from trainer.temperature import TemperatureTuning, tune_temperature
 
 DpoMode = Literal["auto", "on", "off"]
 TUNING_SEED = 4321
@@ -50,6 +51,7 @@ class LearnSettings:
     dpo_tuning_problems: int = 500
     refresh_reward: bool = True
     gate: GateSettings = GateSettings()
+    temperature: TemperatureTuning | None = TemperatureTuning()
     threads: int | None = None
     seed_base: int = 1000
 
@@ -88,9 +90,10 @@ async def stage_collect(ctx: RoundContext) -> dict[str, Any]:
     """Self-play on the round's seeded problems through the search code, verifier on."""
     s = ctx.settings
     messages = ctx.task.training_messages(int(ctx.state.body["seed"]), s.problems)
-    config = offline_search_config(s.model, ctx.prm_id, {**s.search, "seed": ctx.state.body["seed"]})
     engine = EmbeddedEngine(s.model, ctx.engine_options(), model_dir=ctx.parent_policy)
     await engine.start()
+    search = {**s.search, "seed": ctx.state.body["seed"]}
+    config = offline_search_config(s.model, ctx.prm_id, search, engine.card)
     prm = None if ctx.parent_prm is None else PrmScorer(load_prm(ctx.parent_prm))
     try:
         solved = await collect(engine, prm, ctx.task, messages, config, ctx.path("collect"), s.concurrency)
@@ -177,7 +180,7 @@ async def choose_candidate(ctx: RoundContext) -> tuple[str, dict[str, Any]]:
     for name in ("candidate-ei", "candidate-dpo"):
         under_test = VersionUnderTest(f"round-{ctx.state.round:02d}-{name}-tuning", ctx.path(name), None)
         cells[name] = await evaluate_version(
-            under_test, ctx.settings.model, None, ctx.task, tuning, ctx.path("evals")
+            under_test, ctx.settings.model, None, ctx.task, tuning, ctx.path("tuning")
         )
     verdict = decide(cells["candidate-dpo"], cells["candidate-ei"], max_drop_z=0.0)
     row = verdict.rows[0]
@@ -185,20 +188,44 @@ async def choose_candidate(ctx: RoundContext) -> tuple[str, dict[str, Any]]:
     return ("candidate-dpo" if keep else "candidate-ei"), {"dpo_vs_ei_greedy_tuning": row, "dpo_kept": keep}
 
 
-async def stage_gate(ctx: RoundContext) -> dict[str, Any]:
+def candidate_under_test(ctx: RoundContext, chosen: str) -> VersionUnderTest:
+    return VersionUnderTest(f"round-{ctx.state.round:02d}-{chosen}", ctx.path(chosen), refreshed_prm(ctx))
+
+
+async def stage_tune(ctx: RoundContext) -> dict[str, Any]:
+    """Chooses the candidate (DPO kept or not), then its search temperature (`trainer.temperature`),
+    both on the tuning split, so that the gate's dev split judges one finished candidate."""
     s = ctx.settings
     chosen, dpo_figures = await choose_candidate(ctx)
+    if s.temperature is None or not s.temperature.problems:
+        return {"chosen": chosen, **dpo_figures}
+    figures = await tune_temperature(
+        candidate_under_test(ctx, chosen),
+        ctx.parent_policy,
+        s.model,
+        ctx.prm_id,
+        ctx.task,
+        s.gate,
+        s.temperature,
+        TUNING_SEED,
+        ctx.path("tuning"),
+    )
+    return {"chosen": chosen, **dpo_figures, **figures}
+
+
+async def stage_gate(ctx: RoundContext) -> dict[str, Any]:
+    s = ctx.settings
+    tuned = ctx.state.outputs("tune")
+    chosen = str(tuned["chosen"])
     evals = s.runs_dir / s.model / "evals"
     parent_label = f"{s.model}-v{ctx.state.body['parent']}"
     parent = VersionUnderTest(parent_label, ctx.parent_policy, ctx.parent_prm)
-    candidate = VersionUnderTest(
-        f"round-{ctx.state.round:02d}-{chosen}", ctx.path(chosen), refreshed_prm(ctx)
-    )
+    candidate = candidate_under_test(ctx, chosen)
     parent_cells = await evaluate_version(parent, s.model, ctx.prm_id, ctx.task, s.gate, evals)
     candidate_cells = await evaluate_version(candidate, s.model, ctx.prm_id, ctx.task, s.gate, evals)
     verdict = decide(candidate_cells, parent_cells, s.gate.max_drop_z)
     print(verdict.summary(), flush=True)
-    return {"chosen": chosen, "promote": verdict.promote, "rows": verdict.rows, **dpo_figures}
+    return {"chosen": chosen, "promote": verdict.promote, "rows": verdict.rows}
 
 
 def _published_by(store: VersionStore, model_id: str, tag: str) -> int | None:
@@ -234,6 +261,7 @@ async def stage_publish(ctx: RoundContext) -> dict[str, Any]:
         "expert_iteration": ctx.state.outputs("expert_iteration"),
         "dpo": ctx.state.outputs("dpo"),
         "reward_refresh": ctx.state.outputs("reward_refresh"),
+        "tune": ctx.state.outputs("tune"),
     }
     published: dict[str, Any] = {}
     prm = refreshed_prm(ctx)
@@ -250,6 +278,7 @@ STAGE_FOLDERS = {
     "expert_iteration": ("candidate-ei", "ei-runs"),
     "dpo": ("candidate-dpo", "dpo-runs"),
     "reward_refresh": ("checker", "checker-runs"),
+    "tune": ("tuning",),
     "gate": ("evals",),
     "publish": (),
 }
@@ -260,6 +289,7 @@ STAGES = {
     "expert_iteration": stage_expert_iteration,
     "dpo": stage_dpo,
     "reward_refresh": stage_reward_refresh,
+    "tune": stage_tune,
     "gate": stage_gate,
     "publish": stage_publish,
 }

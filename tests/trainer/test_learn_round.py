@@ -21,6 +21,7 @@ TINY_ROUND = [
     "--gate-strategy", "best_of_n", "--gate-budget", "256",
     "--gate-problems", "24", "--gate-search-problems", "8",
     "--epochs", "1", "--dpo", "on", "--max-drop-z", "-1000",  # always promote: the test is the plumbing
+    "--temperature-problems", "4",
     "--concurrency", "16", "--threads", "1",
 ]  # fmt: skip
 
@@ -66,4 +67,8 @@ def test_a_killed_round_resumes_and_publishes_once(tmp_path: Path) -> None:
     assert manifest.parent == served and manifest.data["round"] == 1
     assert manifest.data["expert_iteration"]["examples"] == state["stages"]["expert_iteration"]["examples"]
     assert [r["setting"] for r in manifest.eval["rows"]] == ["greedy", "best_of_n@256"]
+    tuned = state["stages"]["tune"]
+    assert set(tuned["tuning_accuracy"]) == {"0.3", "0.45", "0.6", "0.75"}
+    served_config = json.loads((store.folder("countdown", served + 1) / "generation_config.json").read_text())
+    assert served_config["do_sample"] and served_config["temperature"] == tuned["temperature"]
     assert "round 1:" in (tmp_path / "learn.log").read_text()

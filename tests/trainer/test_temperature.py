@@ -1,0 +1,38 @@
+"""A version folder's own sampling temperature wins over the bundled table, so a learned version
+searches at the temperature it was tuned at (on the server and in the gate)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from engine.models import REPO_ROOT, sampling_defaults
+from trainer.gate import GateSettings, VersionUnderTest, cache_settings
+from trainer.temperature import candidate_temperatures, write_temperature
+
+
+def test_the_bundled_table_applies_to_a_folder_that_does_not_sample() -> None:
+    assert sampling_defaults("countdown", REPO_ROOT / "models/countdown") == {"temperature": 0.3}
+
+
+def test_a_written_temperature_overrides_the_table(tmp_path: Path) -> None:
+    folder = tmp_path / "candidate"
+    shutil.copytree(REPO_ROOT / "models/countdown", folder)
+    write_temperature(folder, 0.6)
+    assert sampling_defaults("countdown", folder) == {"temperature": 0.6}
+    assert sampling_defaults("countdown", REPO_ROOT / "models/countdown") == {"temperature": 0.3}
+
+
+def test_temperatures_tried_go_up_from_the_parent_and_are_capped() -> None:
+    assert candidate_temperatures(0.3, (0.0, 0.15, 0.3, 0.45)) == [0.3, 0.45, 0.6, 0.75]
+    assert candidate_temperatures(1.1, (0.0, 0.15, 0.3)) == [1.1, 1.2]
+
+
+def test_the_gate_cache_tells_temperatures_apart(tmp_path: Path) -> None:
+    """Same weights, another recommended temperature: a cached evaluation must not be reused."""
+    folder = tmp_path / "candidate"
+    shutil.copytree(REPO_ROOT / "models/countdown", folder)
+    version = VersionUnderTest("c", folder, None)
+    before = cache_settings(version, "countdown", GateSettings())
+    write_temperature(folder, 0.45)
+    assert cache_settings(version, "countdown", GateSettings()) != before
