@@ -22,6 +22,7 @@ from server.hot_swap import HotSwapper
 from server.limits import AdmissionGate, BodySizeLimitMiddleware
 from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
+from server.model_sources import requested_model_ids
 from server.model_versions import ModelVersions
 from server.routes import router
 from server.routes_admin import admin_router
@@ -36,8 +37,9 @@ logger = logging.getLogger("ponder.server")
 
 
 def build_state(settings: ServerSettings, plan: ServePlan | None = None) -> ServerState:
-    """Decide what to serve (raises ValueError for an unknown or missing model); starts nothing."""
-    plan = plan or plan_models(settings.models)
+    """Decide what to serve (raises ValueError for an unknown or missing model, or an unreadable
+    file of the operator's own); loads no weights, starts nothing."""
+    plan = plan or plan_models(requested_model_ids(settings))
     versions = ModelVersions(VersionStore(Path(settings.model_store)), plan.model_ids)
     pool = ModelPool(
         plan, settings.engine, settings.engine_options(), versions, retire_after_s=settings.request_timeout_s
