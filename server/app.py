@@ -26,6 +26,7 @@ from server.model_sources import requested_model_ids
 from server.model_versions import ModelVersions
 from server.routes import router
 from server.routes_admin import admin_router
+from server.routes_score import router as score_router
 from server.routes_traces import router as traces_router
 from server.routes_viewer import router as viewer_router
 from server.search_services import SearchServices
@@ -82,6 +83,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app.state.ponder = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(score_router)
     app.include_router(traces_router)
     app.include_router(viewer_router)
     app.include_router(admin_router)
