@@ -17,9 +17,11 @@ import tempfile
 from pathlib import Path
 
 from engine.model_config import ModelSpec
-from engine.weights import SAFE_WEIGHT_SUFFIX, require_safetensors
+from engine.weights import PICKLE_SUFFIXES, SAFE_WEIGHT_SUFFIX, require_safetensors
 
 CONFIG_FILE = "config.json"
+DEFAULT_WEIGHTS = "model.safetensors"
+"""The file `save_pretrained` writes for an unsharded model: what a folder without weights lacks."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 """A fast tokenizer ships `tokenizer.json`; `tokenizer_config.json` says which class loads it."""
 SAFETENSORS_HEADER_BYTES = 8
@@ -57,8 +59,11 @@ def check_model_folder(folder: Path) -> None:
         raise FileNotFoundError(f"{config} is missing: {folder} is not an HF model folder") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {config}: {exc}") from None
-    require_safetensors(folder)
-    for weights in sorted(folder.glob(f"*{SAFE_WEIGHT_SUFFIX}")):
+    weight_files = sorted(folder.glob(f"*{SAFE_WEIGHT_SUFFIX}"))
+    if not weight_files and not any(p.suffix in PICKLE_SUFFIXES for p in folder.iterdir()):
+        raise FileNotFoundError(f"{folder / DEFAULT_WEIGHTS} is missing: {folder} has no *.safetensors")
+    require_safetensors(folder)  # names the pickles of a folder that has only those
+    for weights in weight_files:
         _check_safetensors(weights)
     _check_tokenizer(folder)
 

@@ -20,7 +20,7 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.models import model_task, recommended_aggregate
 from rewards.aggregation import aggregate
@@ -53,15 +53,17 @@ class ScoreRequest(BaseModel):
     aggregate: Aggregation | None = Field(None, description="how step scores combine; unset: the PRM's")
     task: str | None = Field(None, description=f"splits text replies into steps: {sorted(TASKS)}")
 
-    @model_validator(mode="after")
-    def _one_question(self) -> ScoreRequest:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' and 'messages'")
-        if self.task is not None and self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; valid tasks: {sorted(TASKS)}")
-        return self
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str | None) -> str | None:
+        if value is not None and value not in TASKS:
+            raise ValueError(f"unknown task {value!r}; valid tasks: {sorted(TASKS)}")
+        return value
 
     def question(self) -> str:
+        """The PRM's problem statement; a 400 naming `prompt` unless exactly one form is given."""
+        if (self.prompt is None) == (self.messages is None):
+            raise invalid_request("Give exactly one of 'prompt' and 'messages'.", "prompt", "invalid_value")
         if self.prompt is not None:
             return self.prompt
         return next((m.text() for m in reversed(self.messages or []) if m.role == "user"), "")
@@ -89,7 +91,7 @@ class ScoreResponse(BaseModel):
 async def score(body: ScoreRequest, state: StateDep) -> ScoreResponse:
     """Score each reply with a served PRM: per-step scores and their aggregate (see module)."""
     plan = state.pool.plan
-    if body.model in plan.generate_ids:
+    if body.model in plan.generate_ids:  # the checks a client can act on, before any work
         raise invalid_request(
             f"The model '{body.model}' is not a process reward model; /v1/score needs one of "
             f"{list(plan.reward_ids)}.",
@@ -98,11 +100,12 @@ async def score(body: ScoreRequest, state: StateDep) -> ScoreResponse:
         )
     if body.model not in plan.reward_ids:
         raise model_not_found(body.model, plan.model_ids)
+    question = body.question()
     task = get_task(body.task or model_task(body.model) or DEFAULT_TASK)
     how = body.aggregate or recommended_aggregate(body.model) or DEFAULT_AGGREGATE
     paths = [reply if isinstance(reply, list) else task.split_steps(reply) for reply in body.replies]
     scorer = await state.search.scorer(body.model)
-    step_scores = await scorer.score(body.question(), paths)
+    step_scores = await scorer.score(question, paths)
     data = [
         ScoreData(
             index=i, score=aggregate(s, how) if s else None, steps=steps, step_scores=[float(x) for x in s]
