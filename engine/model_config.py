@@ -192,7 +192,8 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
         message = re.sub(r"^Value error, ", "", str(error["msg"]))
-        lines.append(f"{where or 'file'}: {message} (got {error.get('input')!r})")
+        got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
+        lines.append(f"{where or 'file'}: {message}{got}")
     return "; ".join(lines)
 
 
