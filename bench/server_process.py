@@ -30,8 +30,12 @@ def find_free_port() -> int:
 
 
 def start_server_process(flags: dict[str, object], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m server` with `flags`, output to `log_path`; PONDER_* settings come only from flags."""
-    command = [sys.executable, "-m", "server", *(str(part) for item in flags.items() for part in item)]
+    """`python -m server` with `flags`, output to `log_path`; PONDER_* settings come only from flags.
+    A list value repeats its flag."""
+    command = [sys.executable, "-m", "server"]
+    for flag, value in flags.items():  # a list value repeats the flag (--model a --model b)
+        values = value if isinstance(value, list | tuple) else [value]
+        command += [part for one in values for part in (flag, str(one))]
     setting_vars = {f"PONDER_{name.upper()}" for name in ServerSettings.model_fields}
     env = {key: value for key, value in os.environ.items() if key not in setting_vars}
     with log_path.open("wb") as log:

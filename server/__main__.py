@@ -1,5 +1,8 @@
 """`python -m server [--host H] [--port P] [--api-key K] [--engine E] [--models a,b] ...`
 
+Models: with no --model/--prm/--config every bundled model is served (or those --models names);
+with them, your own models are served, plus only the bundled ones --models names.
+
 Every `ServerSettings` field is a flag (`max_n` -> `--max-n`); a flag overrides its `PONDER_*`
 environment variable, which overrides the default. Exits 2 on bad settings, 1 if an engine
 fails to start, and 0 after a drained shutdown (SIGTERM or SIGINT): in-flight requests get
@@ -27,6 +30,16 @@ from server.settings import ServerSettings
 # Past the drain, time for cut-off streams to send their error event before uvicorn cancels
 # whatever still runs (a non-streamed generation) and the engines close.
 SHUTDOWN_GRACE_S = 5.0
+MODELS_HELP = """\
+which models are served:
+  no --model/--prm/--config   every bundled model whose weights exist (or those --models names)
+  --model/--prm/--config      your own models, plus only the bundled ones --models names
+examples:
+  python -m server --model ~/SmolLM2-135M-Instruct --prm ~/tiny-prm=my-prm
+  python -m server --model ./model.Q4_K_M.gguf=mine --models countdown,countdown-checker
+  python -m server --config models.toml      (format: models/bundled.toml)
+weights load from safetensors or GGUF only; a missing or unreadable file exits 2 naming it.
+"""
 
 
 class DrainingServer(uvicorn.Server):
@@ -43,10 +56,24 @@ class DrainingServer(uvicorn.Server):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description="ponder's OpenAI-compatible server")
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="ponder's OpenAI-compatible server",
+        epilog=MODELS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for name, field in ServerSettings.model_fields.items():
         # Values stay strings: ServerSettings validates and converts them, as it does env vars.
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=field.description)
+        extra = field.json_schema_extra
+        repeatable = isinstance(extra, dict) and extra.get("repeatable") is True
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            action="append" if repeatable else "store",
+            metavar="PATH[=NAME]" if repeatable else None,
+            help=field.description,
+        )
     return parser
 
 

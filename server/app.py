@@ -22,9 +22,11 @@ from server.hot_swap import HotSwapper
 from server.limits import AdmissionGate, BodySizeLimitMiddleware
 from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
+from server.model_sources import requested_model_ids
 from server.model_versions import ModelVersions
 from server.routes import router
 from server.routes_admin import admin_router
+from server.routes_score import router as score_router
 from server.routes_traces import router as traces_router
 from server.routes_viewer import router as viewer_router
 from server.search_services import SearchServices
@@ -36,8 +38,9 @@ logger = logging.getLogger("ponder.server")
 
 
 def build_state(settings: ServerSettings, plan: ServePlan | None = None) -> ServerState:
-    """Decide what to serve (raises ValueError for an unknown or missing model); starts nothing."""
-    plan = plan or plan_models(settings.models)
+    """Decide what to serve (raises ValueError for an unknown or missing model, or an unreadable
+    file of the operator's own); loads no weights, starts nothing."""
+    plan = plan or plan_models(requested_model_ids(settings))
     versions = ModelVersions(VersionStore(Path(settings.model_store)), plan.model_ids)
     pool = ModelPool(
         plan, settings.engine, settings.engine_options(), versions, retire_after_s=settings.request_timeout_s
@@ -80,6 +83,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app.state.ponder = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(score_router)
     app.include_router(traces_router)
     app.include_router(viewer_router)
     app.include_router(admin_router)

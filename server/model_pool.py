@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.models import BUNDLED_MODELS, is_available
+from engine.models import BUNDLED_MODELS, find_model, is_available, known_model_ids
 from engine.options import EngineOptions
 from engine.protocol import Engine
 from engine.registry import create_engine
@@ -39,7 +39,8 @@ class ServePlan:
 
 
 def plan_models(requested: Sequence[str]) -> ServePlan:
-    """The models to serve: those named, or by default every bundled model whose weights exist.
+    """The models to serve: those named (bundled or registered with `engine.models.register_models`),
+    or by default every bundled model whose weights exist.
 
     A model named explicitly but without weights is an error (the operator asked for it); the
     default skips it with a log line, since repo weights may still be training.
@@ -48,18 +49,19 @@ def plan_models(requested: Sequence[str]) -> ServePlan:
     generate_ids: list[str] = []
     reward_ids: list[str] = []
     for model_id in requested or list(BUNDLED_MODELS):
-        if model_id not in BUNDLED_MODELS:
-            raise ValueError(f"unknown model {model_id!r}; bundled models: {sorted(BUNDLED_MODELS)}")
+        model = find_model(model_id)
+        if model is None:
+            raise ValueError(f"unknown model {model_id!r}; known models: {known_model_ids()}")
         if not is_available(model_id):
             if not is_default:
                 raise ValueError(f"model {model_id!r} has no weights yet; it cannot be served")
             logger.info("not serving %s: its weights are not present", model_id)
             continue
-        target = reward_ids if BUNDLED_MODELS[model_id].kind == "reward" else generate_ids
+        target = reward_ids if model.kind == "reward" else generate_ids
         if model_id not in target:
             target.append(model_id)
     if not generate_ids:
-        raise ValueError("no generative model to serve; give one with --models")
+        raise ValueError("no generative model to serve; give one with --model PATH or --models")
     return ServePlan(tuple(generate_ids), tuple(reward_ids))
 
 
@@ -115,7 +117,9 @@ class ModelPool:
     async def _start_one(self, model_id: str, folder: Path | None = None) -> Engine:
         if folder is None and self.versions is not None:
             folder = self.versions.folder_for(model_id)
-        engine = create_engine(self.backend, model_id, self.options, folder)
+        model = find_model(model_id)
+        backend = (model.engine if model is not None else None) or self.backend
+        engine = create_engine(backend, model_id, self.options, folder)
         try:
             await engine.start()
         except BaseException:  # a failed or cancelled start must not leave a half-loaded engine

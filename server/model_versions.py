@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.models import BUNDLED_MODELS, resolve_model_dir
+from engine.models import find_model, resolve_model_dir
 from engine.versions import Manifest, VersionError, VersionStore, verify_folder
 
 logger = logging.getLogger("ponder.versions")
@@ -23,8 +23,8 @@ logger = logging.getLogger("ponder.versions")
 
 def is_versioned(model_id: str) -> bool:
     """Served from the version store (a repo folder the learner republishes), not a fixed file."""
-    model = BUNDLED_MODELS.get(model_id)
-    return model is not None and model.source == "repo"
+    model = find_model(model_id)
+    return model is not None and model.versioned
 
 
 class ModelVersions:

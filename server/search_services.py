@@ -112,6 +112,10 @@ class SearchServices:
                 "search.prm",
                 "prm_unavailable",
             )
+        return await self.scorer(prm_id)
+
+    async def scorer(self, prm_id: str) -> PrmScorer:
+        """The scorer of a served PRM (`prm_id` in `served_prms`), loaded on first use."""
         async with self._loading:
             if prm_id not in self._prms:
                 folder = self._served_folder(prm_id)

@@ -44,7 +44,27 @@ class ServerSettings(BaseSettings):
     )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated model ids; empty serves every bundled model whose weights exist",
+        description="comma-separated bundled model ids to serve; unset: every bundled model whose "
+        "weights exist, or none when --model/--prm/--config name models of your own",
+    )
+    model: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="PATH[=NAME], repeatable: serve your own model, an HF folder (config.json, "
+        "*.safetensors, tokenizer) or a .gguf file; NAME defaults to the folder name or file stem",
+        json_schema_extra={"repeatable": True},
+    )
+    prm: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="PATH[=NAME], repeatable: serve your own process reward model (style detected: "
+        "qwen2.5-math-prm, math-shepherd, token classification with prm.json, claim checker); "
+        "with exactly one --prm it guides every --model's searches",
+        json_schema_extra={"repeatable": True},
+    )
+    config: str | None = Field(
+        None,
+        description="a TOML (or .yaml) file of [[models]] with per-model settings: name, path, kind "
+        "(generate|reward), engine, max_context, chat_template, temperature, top_p, top_k, prm, "
+        "task, aggregate (see models/bundled.toml)",
     )
     cache_capacity_mb: int = Field(512, ge=1, description="prefix-cache size per model (MiB)")
     max_batch_size: int = Field(64, ge=1, description="sequences decoded together per forward pass")
@@ -94,13 +114,17 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"unknown engine {value!r}; valid engines: {sorted(ENGINE_BACKENDS)}")
         return value
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "model", "prm", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         """Accept `a,b` from the environment and the CLI as well as a real list."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def names_own_models(self) -> bool:
+        """Whether the operator named models of their own (then bundled ones only if --models)."""
+        return bool(self.model or self.prm or self.config)
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(

@@ -26,6 +26,14 @@ __all__ = ["find_free_port", "start_server_process", "stop_server_process", "wai
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen_prm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Qwen2.5-Math-PRM-style folder: random 2-label Qwen2 token classifier, `<extra_0>` steps."""
+    from tests.rewards.tiny_models import build_tiny_qwen_prm
+
+    return build_tiny_qwen_prm(tmp_path_factory.mktemp("tiny-qwen-prm"))
+
+
 @pytest.fixture
 def free_port() -> int:
     return find_free_port()

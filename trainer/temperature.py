@@ -5,8 +5,8 @@ sharper policy samples fewer distinct steps, and MCTS, which lives on distinct r
 in round 1 the fine-tune fell from 0.363 to 0.313 at T=0.3 on 300 tuning problems, and rose to
 0.380 at T=0.6 (`docs/learning.md`). So a candidate carries its own recommended temperature:
 the gate's search setting runs on the tuning split at a few temperatures from the parent's
-upwards, and the best one goes into the candidate's `generation_config.json`, which the server
-and the gate read as the model's sampling default (`engine.models.sampling_defaults`).
+upwards, and the best one goes into the candidate's `tuned_sampling.json`, which the server and
+the gate read as the version's sampling default (`engine.models.sampling_defaults`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.models import sampling_defaults
+from engine.models import TUNED_SAMPLING_FILE, sampling_defaults
 from rewards.tasks import TrainableTask
 from trainer.gate import GateSettings, VersionUnderTest, evaluate_version
 
@@ -36,11 +36,12 @@ def candidate_temperatures(parent: float, steps: tuple[float, ...]) -> list[floa
 
 
 def write_temperature(folder: Path, temperature: float) -> None:
-    """Record `temperature` as the policy's sampling default (HF generation_config fields)."""
-    path = folder / "generation_config.json"
-    config = json.loads(path.read_text()) if path.is_file() else {}
-    config.update(do_sample=True, temperature=temperature)
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    """Record `temperature` as the version's tuned sampling default (`TUNED_SAMPLING_FILE`),
+    which wins over the model table; the folder's generation_config.json stays the authors'."""
+    path = folder / TUNED_SAMPLING_FILE
+    tuned = json.loads(path.read_text()) if path.is_file() else {}
+    tuned["temperature"] = temperature
+    path.write_text(json.dumps(tuned, indent=2, sort_keys=True) + "\n")
 
 
 async def tune_temperature(

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import string
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForTokenClassification,
@@ -23,28 +21,17 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
-    Qwen2Config,
-    Qwen2ForTokenClassification,
 )
 
 from rewards.prm import PRM_STYLES, MathShepherdPRM, QwenMathPRM, detect_style, load_prm
 from rewards.prm_batching import PaddedBatchPRM
 from rewards.prm_qwen import SYSTEM_PROMPT
+from tests.rewards.tiny_models import TINY_SHAPE, UNK, build_tiny_qwen_prm, char_tokenizer
 
 torch.set_num_threads(1)
 
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<extra_0>"]
-QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 SHEPHERD_SPECIALS = ["<unk>", "<s>", "</s>"]
 SHEPHERD_TAG = "ки"
-UNK = "<unk>"
-INIT_STD = 0.3
-"""Wider than the default 0.02 so random scores spread out and a misread position shows."""
 
 QUESTION = "What is 12 + 30 / 5?"
 STEPS = ["30 / 5 = 6.", "12 + 6 = 18.", "The answer is \\boxed{18}."]
@@ -56,48 +43,9 @@ ITEMS = [
 ]
 
 
-def char_tokenizer(
-    specials: list[str], words: tuple[str, ...] = (), **kwargs: str
-) -> PreTrainedTokenizerFast:
-    """Every printable character is a token; `specials` and `words` are whole tokens."""
-    vocab = {token: index for index, token in enumerate([UNK, *specials, *words, *string.printable])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("|".join([*words, "."])), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token=UNK, **kwargs)
-    tokenizer.add_special_tokens(
-        {"additional_special_tokens": [s for s in specials if s not in kwargs.values()]}
-    )
-    return tokenizer
-
-
-TINY_SHAPE: dict[str, Any] = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 512,
-    "initializer_range": INIT_STD,
-}
-"""Both tiny models' shape: random weights, small enough to build in the test."""
-
-
 @pytest.fixture(scope="module")
 def qwen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("qwen-prm")
-    tokenizer = char_tokenizer(QWEN_SPECIALS, pad_token="<|endoftext|>", eos_token="<|im_end|>")
-    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        **TINY_SHAPE,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config.num_labels = 2  # p(bad step), p(good step), as the published head
-    torch.manual_seed(0)
-    Qwen2ForTokenClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_qwen_prm(tmp_path_factory.mktemp("qwen-prm"))
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def test_plan_default_serves_every_available_model_by_kind() -> None:
 
 @pytest.mark.parametrize("models", [["nope"], ["smollm2-135m-instruct", "nope"]])
 def test_plan_rejects_unknown_models(models: list[str]) -> None:
-    with pytest.raises(ValueError, match="bundled models"):
+    with pytest.raises(ValueError, match="known models"):
         plan_models(models)
 
 

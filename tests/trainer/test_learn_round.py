@@ -69,6 +69,6 @@ def test_a_killed_round_resumes_and_publishes_once(tmp_path: Path) -> None:
     assert [r["setting"] for r in manifest.eval["rows"]] == ["greedy", "best_of_n@256"]
     tuned = state["stages"]["tune"]
     assert set(tuned["tuning_accuracy"]) == {"0.3", "0.45", "0.6", "0.75"}
-    served_config = json.loads((store.folder("countdown", served + 1) / "generation_config.json").read_text())
-    assert served_config["do_sample"] and served_config["temperature"] == tuned["temperature"]
+    served_sampling = json.loads((store.folder("countdown", served + 1) / "tuned_sampling.json").read_text())
+    assert served_sampling == {"temperature": tuned["temperature"]}
     assert "round 1:" in (tmp_path / "learn.log").read_text()

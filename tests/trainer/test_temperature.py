@@ -1,8 +1,9 @@
-"""A version folder's own sampling temperature wins over the bundled table, so a learned version
+"""A version's tuned sampling temperature wins over the bundled table, so a learned version
 searches at the temperature it was tuned at (on the server and in the gate)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,10 +16,16 @@ def test_the_bundled_table_applies_to_a_folder_that_does_not_sample() -> None:
     assert sampling_defaults("countdown", REPO_ROOT / "models/countdown") == {"temperature": 0.3}
 
 
-def test_a_written_temperature_overrides_the_table(tmp_path: Path) -> None:
+def test_a_tuned_temperature_overrides_the_table_and_the_table_the_authors(tmp_path: Path) -> None:
     folder = tmp_path / "candidate"
     shutil.copytree(REPO_ROOT / "models/countdown", folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, temperature=1.0, top_p=0.9)
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    assert sampling_defaults("countdown", folder) == {"temperature": 0.3, "top_p": 0.9}
     write_temperature(folder, 0.6)
+    assert sampling_defaults("countdown", folder) == {"temperature": 0.6, "top_p": 0.9}
+    (folder / "generation_config.json").unlink()
     assert sampling_defaults("countdown", folder) == {"temperature": 0.6}
     assert sampling_defaults("countdown", REPO_ROOT / "models/countdown") == {"temperature": 0.3}
 
