@@ -145,7 +145,9 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
         dpo=args.dpo,
         refresh_reward=not args.no_reward_refresh,
         gate=gate,
-        temperature=TemperatureTuning(args.temperature_problems) if args.temperature_problems else None,
+        temperature=TemperatureTuning(args.temperature_problems, args.temperature_steps)
+        if args.temperature_problems
+        else None,
         threads=args.threads,
     )
 
@@ -195,6 +197,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=TemperatureTuning.problems,
         help="tuning problems per temperature tried for the candidate's search (0: keep the parent's)",
+    )
+    parser.add_argument(
+        "--temperature-steps",
+        type=lambda text: tuple(float(x) for x in text.split(",")),
+        default=TemperatureTuning.steps,
+        help="offsets from the parent's temperature to try, e.g. 0,0.15,0.3",
     )
     parser.add_argument("--gate-problems", type=int, default=GateSettings.greedy_problems, help="greedy, dev")
     parser.add_argument("--gate-search-problems", type=int, default=GateSettings.search_problems)
