@@ -20,7 +20,9 @@ import httpx
 from server.settings import ServerSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_S = 300.0  # a first run converts the GGUF (~20 s idle, much more on a busy machine)
+READY_TIMEOUT_S = float(os.environ.get("PONDER_READY_TIMEOUT_S", "300"))
+"""A first run converts the GGUF (~20 s idle) and vLLM compiles on start: both take much longer on a
+busy machine, where PONDER_READY_TIMEOUT_S gives them more time."""
 
 
 def find_free_port() -> int:

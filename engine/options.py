@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+VLLM_SWAP_MODES = ("in-place", "beside")
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -15,9 +17,15 @@ class EngineOptions:
     num_threads: int | None = None  # torch intra-op threads; None keeps torch's default
     vllm_block_size: int = 16
     vllm_kv_cache_gib: float = 1.0
+    # How a hot swap brings a new version to a vLLM engine: "in-place" reloads the weights into the
+    # running engine once the old version's requests finished (one engine's memory); "beside"
+    # starts a second engine and switches at once (twice the memory, no pause for new requests).
+    vllm_swap: str = "in-place"
 
     def __post_init__(self) -> None:
         if self.cache_capacity_mb < 1:
             raise ValueError("cache_capacity_mb must be >= 1")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
+        if self.vllm_swap not in VLLM_SWAP_MODES:
+            raise ValueError(f"vllm_swap must be one of {VLLM_SWAP_MODES}, not {self.vllm_swap!r}")

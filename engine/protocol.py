@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort"]
@@ -186,3 +187,19 @@ class Engine(Protocol):
         ...
 
     def cache_stats(self) -> CacheStats: ...
+
+
+@runtime_checkable
+class ReloadsInPlace(Protocol):
+    """An engine that takes a new version's weights into itself (vLLM's `reload_weights`) rather
+    than needing a second engine beside it."""
+
+    async def successor(self, folder: Path) -> ReloadsInPlace:
+        """The next version's engine over the same runtime, once `folder` is found loadable into
+        it; it accepts requests and holds them until `take_over` loaded its weights."""
+        ...
+
+    async def take_over(self, abort_running: bool) -> None:
+        """Load this version's weights (the previous version's requests have finished, or are
+        aborted when `abort_running`); on failure the previous weights are back."""
+        ...

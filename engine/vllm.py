@@ -17,6 +17,7 @@ engine core in a separate process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -48,6 +49,7 @@ from engine.protocol import (
     StreamDelta,
 )
 from engine.vllm_params import finish_reason, stop_string, to_vllm_params, token_logprobs
+from engine.vllm_reload import WeightsGate, check_reloadable, reload_in_place
 from engine.vllm_stats import PrefixCacheCounter
 from engine.weights import require_safetensors
 
@@ -76,6 +78,8 @@ class VllmEngine(HFTextMixin):
         self._counter = PrefixCacheCounter()
         self._num_running = 0  # samples submitted and not yet finished or aborted
         self._num_generated = 0
+        self._gate = WeightsGate()  # closed only on a successor whose weights are not loaded yet
+        self._predecessor: VllmEngine | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -90,6 +94,7 @@ class VllmEngine(HFTextMixin):
         folder = self._model_dir
         if folder is None:
             folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
+        self._model_dir = folder
         require_safetensors(folder)
         native = int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 2048))
         context = max_context(self.model_id, native)
@@ -125,11 +130,45 @@ class VllmEngine(HFTextMixin):
         )
         return AsyncLLM.from_engine_args(args, stat_loggers=[self._counter.factory])
 
+    async def successor(self, folder: Path) -> VllmEngine:
+        """The next version over this engine's own `AsyncLLM` (see engine.vllm_reload)."""
+        current = self._model_dir
+        if self._llm is None or current is None:
+            raise EngineNotStartedError(f"engine for {self.model_id} is not started")
+        await asyncio.to_thread(check_reloadable, current, folder)
+        nxt = VllmEngine(self.model_id, self.options, folder)
+        nxt._llm, nxt._tokenizer, nxt._counter = self._llm, self._tokenizer, self._counter
+        nxt._gate, nxt._predecessor = WeightsGate(is_open=False), self
+        nxt._card = dataclasses.replace(
+            self._card,
+            sampling_defaults=sampling_defaults(self.model_id, folder),
+            version=version_label(folder),
+        )
+        return nxt
+
+    async def take_over(self, abort_running: bool) -> None:
+        """Pause vLLM's scheduler, reload this version's weights, reset the prefix cache and resume;
+        then the predecessor no longer reaches the engine (and its `close` shuts nothing down)."""
+        llm, previous = self._require_llm(), self._predecessor
+        assert previous is not None and self._model_dir is not None and previous._model_dir is not None
+        await llm.pause_generation(mode="abort" if abort_running else "wait", clear_cache=True)
+        try:
+            await reload_in_place(llm, self._model_dir)
+        except Exception as exc:
+            self._gate.fail(str(exc))
+            await reload_in_place(llm, previous._model_dir)  # the served weights again
+            raise
+        finally:
+            await llm.resume_generation()
+        previous._llm, self._predecessor = None, None
+        self._gate.open()
+
     def block_size(self) -> int:
         return device_block_size(self.options.vllm_block_size)
 
     async def close(self) -> None:
-        if self._llm is None:
+        if self._llm is None or self._predecessor is not None:  # a successor owns it once it took over
+            self._llm = None
             return
         llm, self._llm = self._llm, None
         await asyncio.to_thread(llm.shutdown)
@@ -144,6 +183,7 @@ class VllmEngine(HFTextMixin):
     ) -> list[list[Continuation]]:
         """Submits every prefix at once (siblings decode together); cancelling aborts them all."""
         checked = [self._validated_prompt(p) for p in prompts]
+        await self._gate.wait(self.model_id)
         _report_start(on_start, len(checked))
         if params.max_new_tokens == 0:  # vLLM needs max_tokens >= 1; nothing to generate anyway
             return [[_empty(i, len(p)) for i in range(params.n)] for p in checked]
@@ -162,6 +202,7 @@ class VllmEngine(HFTextMixin):
         self, prompt_ids: Sequence[int], params: SamplingParams, on_start: StartCallback | None = None
     ) -> AsyncIterator[StreamDelta]:
         prompt = self._validated_prompt(prompt_ids)
+        await self._gate.wait(self.model_id)
         _report_start(on_start, 1)
         if params.max_new_tokens == 0:
             for i in range(params.n):

@@ -6,6 +6,7 @@ them, and a chat request to one is refused with a 400 that says why.
 Requests reach an engine through a lease (`lease`), never by looking it up and keeping it: a
 hot swap (`swap`) starts the new version's engine beside the old one, switches to it in one
 assignment on the event loop, and closes the old one once the last request on it has finished.
+On vLLM it reloads the weights into the running engine instead (`engine.vllm_reload`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from engine.models import BUNDLED_MODELS, find_model, is_available, known_model_ids
 from engine.options import EngineOptions
-from engine.protocol import Engine
+from engine.protocol import Engine, ReloadsInPlace
 from engine.registry import create_engine
 from server.errors import invalid_request, model_not_found, not_ready
 from server.leases import EngineLease, LeaseBook
@@ -129,15 +130,34 @@ class ModelPool:
 
     async def swap(self, model_id: str, folder: Path) -> Engine:
         """Serve `model_id` from `folder`: start the new engine beside the old one (a failure
-        leaves the old one serving), switch new requests to it, retire the old one."""
-        engine = await self._start_one(model_id, folder)
+        leaves the old one serving), switch new requests to it, retire the old one. An engine
+        that reloads in place (vLLM, unless `vllm_swap` is "beside") takes the weights itself."""
         old = self.engines.get(model_id)
+        if isinstance(old, ReloadsInPlace) and self.options.vllm_swap == "in-place":
+            return await self._swap_in_place(model_id, old, folder)
+        engine = await self._start_one(model_id, folder)
         self.engines[model_id] = engine  # one assignment: a request leases one or the other
         if old is not None:
             task = asyncio.create_task(self._close_when_released(model_id, old))
             self.retiring.add(task)
             task.add_done_callback(self.retiring.discard)
         return engine
+
+    async def _swap_in_place(self, model_id: str, old: ReloadsInPlace, folder: Path) -> Engine:
+        """New requests go to the successor at once and wait there; the weights are reloaded
+        when the old version's last request has finished (or is aborted at `retire_after_s`)."""
+        new = await old.successor(folder)  # refuses an incompatible folder: `old` keeps serving
+        assert isinstance(new, Engine) and isinstance(old, Engine)
+        self.engines[model_id] = new
+        drained = await self.leases.wait_released(old, self.retire_after_s)
+        if not drained:
+            logger.warning("aborting %d requests on the replaced %s", self.leases.num_held(old), model_id)
+        try:
+            await new.take_over(abort_running=not drained)
+        except BaseException:
+            self.engines[model_id] = old
+            raise
+        return new
 
     async def _close_when_released(self, model_id: str, engine: Engine) -> None:
         """Close a replaced engine (and with it its prefix cache) once no request runs on it."""

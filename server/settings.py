@@ -73,6 +73,11 @@ class ServerSettings(BaseSettings):
         16, ge=1, description="vLLM KV block (tokens); prefixes reuse whole blocks: keep it near a step"
     )
     vllm_kv_cache_gib: float = Field(1.0, gt=0, description="vLLM KV cache per engine (GiB)")
+    vllm_swap: Literal["in-place", "beside"] = Field(
+        "in-place",
+        description="how a hot swap loads a new version on vLLM: in-place (collective_rpc reload "
+        "once the old version's requests finished; one engine's memory) or beside (a second engine)",
+    )
     max_n: int = Field(16, ge=1, description="largest `n` (choices per request) accepted")
     max_tokens: int = Field(2048, ge=1, description="largest max_tokens accepted, and the default's cap")
     max_concurrent_requests: int = Field(64, ge=1, description="requests generating at once; beyond: 429")
@@ -133,6 +138,7 @@ class ServerSettings(BaseSettings):
             num_threads=self.num_threads,
             vllm_block_size=self.vllm_block_size,
             vllm_kv_cache_gib=self.vllm_kv_cache_gib,
+            vllm_swap=self.vllm_swap,
         )
 
     def api_key_value(self) -> str | None:

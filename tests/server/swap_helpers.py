@@ -53,11 +53,17 @@ def server_flags(port: int, folder: Path, models: str, watch_interval_s: float) 
     }
 
 
-def start_swap_server(folder: Path, models: str = POLICY, watch_interval_s: float = 0.0) -> SwapServer:
+def start_swap_server(
+    folder: Path,
+    models: str = POLICY,
+    watch_interval_s: float = 0.0,
+    extra_flags: dict[str, object] | None = None,
+) -> SwapServer:
     """A ready server whose store is `folder/versions` (seeded on start if empty)."""
     port = find_free_port()
     log_path = folder / f"server-{port}.log"
-    process = start_server_process(server_flags(port, folder, models, watch_interval_s), log_path)
+    flags = server_flags(port, folder, models, watch_interval_s) | (extra_flags or {})
+    process = start_server_process(flags, log_path)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base_url, process, log_path)
@@ -69,9 +75,12 @@ def start_swap_server(folder: Path, models: str = POLICY, watch_interval_s: floa
 
 @contextmanager
 def running_swap_server(
-    folder: Path, models: str = POLICY, watch_interval_s: float = 0.0
+    folder: Path,
+    models: str = POLICY,
+    watch_interval_s: float = 0.0,
+    extra_flags: dict[str, object] | None = None,
 ) -> Iterator[SwapServer]:
-    server = start_swap_server(folder, models, watch_interval_s)
+    server = start_swap_server(folder, models, watch_interval_s, extra_flags)
     try:
         yield server
     finally:
