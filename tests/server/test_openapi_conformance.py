@@ -93,7 +93,7 @@ def test_schemathesis_finds_no_mismatch_and_no_server_error(tmp_path: Path) -> N
     with running_server(flags, tmp_path) as base_url:
         run = subprocess.run(
             schemathesis_command(base_url, tmp_path / "report"),
-            cwd=REPO_ROOT,
+            cwd=tmp_path,  # schemathesis keeps its example database in ./.schemathesis
             env=env,
             capture_output=True,
             text=True,
