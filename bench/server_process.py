@@ -76,12 +76,21 @@ def stop_server_process(process: subprocess.Popen[bytes]) -> None:
 def running_server(flags: dict[str, object], folder: Path) -> Iterator[str]:
     """A ready server on a free port with `flags` (its log in `folder`); yields its base URL and
     stops it however the block ends."""
+    with running_server_process(flags, folder) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def running_server_process(
+    flags: dict[str, object], folder: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`running_server`, also yielding the process (for what only its pid tells: memory)."""
     port = find_free_port()
     log_path = folder / "server.log"
     process = start_server_process({"--port": port, **flags}, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, process, log_path)
-        yield url
+        yield url, process
     finally:
         stop_server_process(process)

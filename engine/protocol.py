@@ -31,9 +31,14 @@ class InvalidPromptError(ValueError):
     """The prompt itself is unusable (empty, too long, unknown token ids): the caller's fault."""
 
 
+GREEDY_TEMPERATURE = 1e-5
+"""Temperatures below this sample greedily: dividing logits by a tiny one overflows float32 to inf, and
+softmax then gives NaN. vLLM's `_SAMPLING_EPS`, with the same meaning."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to continue one prefix. `temperature == 0` means greedy (argmax)."""
+    """How to continue one prefix. A temperature under `GREEDY_TEMPERATURE` means greedy (argmax)."""
 
     max_new_tokens: int = 64
     temperature: float = 1.0
@@ -49,6 +54,10 @@ class SamplingParams:
     # The prefix-cache namespace (vLLM's `cache_salt`): prefixes are reused only between
     # requests with the same salt; None is the shared namespace.
     cache_salt: str | None = None
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature < GREEDY_TEMPERATURE
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:

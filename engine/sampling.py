@@ -18,7 +18,7 @@ class Sampled:
 
 def make_generator(params: SamplingParams, index: int) -> torch.Generator | None:
     """Sample `index` of a seeded request gets its own stream: same seed, same outputs."""
-    if params.seed is None or params.temperature == 0:
+    if params.seed is None or params.is_greedy:
         return None
     gen = torch.Generator()
     gen.manual_seed((params.seed * 1_000_003 + index) % (2**63))
@@ -43,7 +43,7 @@ def sample_rows(
 
 
 def _choose(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> int:
-    if p.temperature == 0:
+    if p.is_greedy:
         return int(logits.argmax())
     scaled = logits / p.temperature
     if p.top_k > 0:
@@ -52,8 +52,10 @@ def _choose(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None
     probs = torch.softmax(scaled, dim=-1)
     if p.top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
-        # keep the smallest set whose mass reaches top_p (the first token always stays)
+        # keep the smallest set whose mass reaches top_p; the first token always stays, even for
+        # a top_p that float32 rounds to 0 (it would otherwise drop every token: no distribution)
         drop = sorted_probs.cumsum(0) - sorted_probs >= p.top_p
+        drop[0] = False
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=gen))

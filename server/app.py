@@ -24,6 +24,7 @@ from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
 from server.model_sources import requested_model_ids
 from server.model_versions import ModelVersions
+from server.openapi import install_openapi
 from server.routes import router
 from server.routes_admin import admin_router
 from server.routes_score import router as score_router
@@ -82,6 +83,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
     app.state.ponder = state
     install_error_handlers(app)
+    install_openapi(app, has_api_key=settings.api_key_value() is not None)
     app.include_router(router)
     app.include_router(score_router)
     app.include_router(traces_router)

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from engine.protocol import InvalidPromptError
 
@@ -159,7 +160,9 @@ def to_api_error(exc: BaseException) -> ApiError:
         return invalid_request(f"Invalid prompt: {exc}.", "prompt", "invalid_prompt")
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return ApiError(exc.status_code, detail, INVALID_REQUEST if exc.status_code < 500 else "server_error")
+        kind = INVALID_REQUEST if exc.status_code < 500 else "server_error"
+        # Starlette's headers carry meaning: a 405's `Allow` lists the methods the path answers.
+        return ApiError(exc.status_code, detail, kind, headers=dict(exc.headers or {}) or None)
     logger.error("unhandled error while serving a request", exc_info=exc)
     return internal_error()
 
@@ -193,7 +196,21 @@ def param_from_loc(loc: Sequence[str | int]) -> str | None:
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(to_api_error(exc))
+    error = to_api_error(exc)
+    if error.status == HTTPStatus.METHOD_NOT_ALLOWED:
+        error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return error_response(error)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path: Starlette's own 405 names only the first
+    route's, so `DELETE /v1/traces/{id}` went missing from a `PUT`'s `Allow` (RFC 9110 wants all)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 # Exceptions `to_api_error` maps to a client error. Each needs its own handler: Starlette answers

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.config import JsonDict
 
 from search.api import SearchRequest
 
@@ -66,6 +75,8 @@ def _valid_unicode(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
+NonEmptyText = Annotated[Text, Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 def _as_list(value: Any) -> Any:
@@ -80,8 +91,8 @@ def _as_text_parts(value: Any) -> Any:
 
 
 StopList = Annotated[
-    list[Annotated[Text, Field(min_length=1)]],
-    BeforeValidator(_as_list),
+    list[NonEmptyText],
+    BeforeValidator(_as_list, json_schema_input_type=NonEmptyText | list[NonEmptyText] | None),
     Field(max_length=MAX_STOP_SEQUENCES),
 ]
 
@@ -91,22 +102,18 @@ class ContentPart(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    type: str
+    type: Literal["text"] = Field(description="only 'text': the served models read text only")
     text: Text
-
-    @field_validator("type")
-    @classmethod
-    def _text_only(cls, value: str) -> str:
-        if value != "text":
-            raise ValueError(f"content part type {value!r} is not supported; only 'text' is")
-        return value
 
 
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: Annotated[list[ContentPart], BeforeValidator(_as_text_parts)]
+    # The schema shows both forms the validator takes: a string, or a list of text parts.
+    content: Annotated[
+        list[ContentPart], BeforeValidator(_as_text_parts, json_schema_input_type=Text | list[ContentPart])
+    ]
     name: str | None = None
 
     def text(self) -> str:
@@ -173,11 +180,29 @@ class SamplingRequest(PonderExtensions):
         return self.max_tokens, "max_tokens"
 
 
+# JSON Schema of the rule `_top_logprobs_need_logprobs` enforces, so the OpenAPI document refuses
+# what the server refuses: a positive `top_logprobs` needs `logprobs: true`.
+TOP_LOGPROBS_NEED_LOGPROBS: JsonDict = {
+    "if": {"properties": {"top_logprobs": {"type": "integer", "minimum": 1}}, "required": ["top_logprobs"]},
+    "then": {"properties": {"logprobs": {"const": True}}, "required": ["logprobs"]},
+}
+
+
 class ChatCompletionRequest(SamplingRequest):
+    model_config = ConfigDict(json_schema_extra=TOP_LOGPROBS_NEED_LOGPROBS)
+
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_CHAT_TOP_LOGPROBS)
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """As OpenAI: alternatives per token are only returned with the tokens' own logprobs."""
+        if value and not info.data.get("logprobs"):
+            raise ValueError("'top_logprobs' requires 'logprobs' to be true")
+        return value
 
     def requested_max_tokens(self) -> tuple[int | None, str]:
         # OpenAI deprecated max_tokens in favour of max_completion_tokens: the newer one wins.
@@ -189,7 +214,7 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     """Legacy completions: one prompt, as text or as token ids."""
 
-    prompt: Text | list[int]
+    prompt: NonEmptyText | TokenIds
     logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
 
     @field_validator("prompt", mode="before")

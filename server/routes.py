@@ -22,7 +22,7 @@ from server.state import StateDep
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=None, responses={200: {"model": ChatCompletionResponse}})
 async def chat_completions(
     body: ChatCompletionRequest, state: StateDep, request: Request
 ) -> ChatCompletionResponse | StreamingResponse:
@@ -32,7 +32,7 @@ async def chat_completions(
     return await create_chat_completion(body, state, request)
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post("/v1/completions", response_model=None, responses={200: {"model": CompletionResponse}})
 async def completions(
     body: CompletionRequest, state: StateDep, request: Request
 ) -> CompletionResponse | StreamingResponse:

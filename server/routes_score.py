@@ -51,7 +51,11 @@ class ScoreRequest(BaseModel):
         min_length=1, max_length=MAX_REPLIES, description="candidate replies: text, or a list of steps"
     )
     aggregate: Aggregation | None = Field(None, description="how step scores combine; unset: the PRM's")
-    task: str | None = Field(None, description=f"splits text replies into steps: {sorted(TASKS)}")
+    task: str | None = Field(
+        None,
+        description=f"splits text replies into steps: {sorted(TASKS)}",
+        json_schema_extra={"enum": [*sorted(TASKS), None]},  # the schema names what the check allows
+    )
 
     @field_validator("task")
     @classmethod

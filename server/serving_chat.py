@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from engine.protocol import ChatMessage, Engine, StreamDelta
-from server.errors import invalid_request
 from server.generation import GenerationJob, UsageTally, run_job, start_job, stream_job
 from server.logprobs import chat_logprobs
 from server.metrics import ServerMetrics
@@ -47,12 +46,8 @@ def to_engine_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
 
 
 def num_top_logprobs(request: ChatCompletionRequest) -> int | None:
-    """None when no logprobs were asked for; `top_logprobs` needs `logprobs: true`, as in OpenAI."""
+    """None when no logprobs were asked for (the request model refuses `top_logprobs` alone)."""
     if not request.logprobs:
-        if request.top_logprobs:
-            raise invalid_request(
-                "'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value"
-            )
         return None
     return request.top_logprobs or 0
 
