@@ -24,6 +24,7 @@ from server.metrics import RequestMetricsMiddleware, ServerMetrics
 from server.model_pool import ModelPool, ServePlan, plan_models
 from server.model_sources import requested_model_ids
 from server.model_versions import ModelVersions
+from server.openapi import install_openapi
 from server.routes import router
 from server.routes_admin import admin_router
 from server.routes_score import router as score_router
@@ -87,6 +88,7 @@ def build_app(state: ServerState, on_engine_failure: Callable[[], None] | None =
     app.include_router(traces_router)
     app.include_router(viewer_router)
     app.include_router(admin_router)
+    install_openapi(app)
     # Added last = outermost: metrics see every response, auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(
