@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from search.context import SearchContext, SearchStats
@@ -134,7 +134,7 @@ def progress_event(stats: SearchStats, began: float) -> SearchEventOut:
 
 async def live_deltas(
     events: asyncio.Queue[SearchEvent | None], ctx: SearchContext
-) -> AsyncIterator[DeltaMessage]:
+) -> AsyncGenerator[DeltaMessage, None]:
     """Deltas for the events of `ctx`'s search until its end (`None` on `events`): a `progress`
     event at once and after every quiet `HEARTBEAT_S`, each event, and the best path's new
     reasoning after each burst."""

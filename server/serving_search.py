@@ -10,6 +10,7 @@ arrives as `delta.content`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -203,8 +204,9 @@ async def _search_chunks(
     task.add_done_callback(lambda _: events.put_nowait(None))
     try:
         yield chunk(DeltaMessage(role="assistant", content=""))
-        async for delta in live_deltas(events, ctx):
-            yield chunk(delta)
+        async with contextlib.aclosing(live_deltas(events, ctx)) as deltas:
+            async for delta in deltas:
+                yield chunk(delta)
         result = task.result()
         logprobs = chat_logprobs(result.logprobs, config.logprobs or 0)
         yield chunk(DeltaMessage(content=result.text), logprobs=logprobs)
