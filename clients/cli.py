@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--search", default=None, metavar="STRATEGY", help="e.g. mcts, beam, best_of_n")
     chat.add_argument("--budget", type=int, default=None, help="the search's token budget")
     chat.add_argument("--trace", action="store_true", help="record the search (see `ponder trace`)")
+    chat.add_argument("--events", action="store_true", help="with --stream: print the search's tree events")
     commands.add_parser("models", help="list the served models")
     trace = commands.add_parser("trace", help="print a recorded search's chosen path")
     trace.add_argument("trace_id")
@@ -73,14 +74,24 @@ def run_chat(client: PonderClient, args: argparse.Namespace) -> None:
         return
     summary = None
     for delta in client.stream(messages, model=args.model, search=search, **params):
+        if delta.search_event is not None and args.events:
+            print(f"  . {event_line(delta.search_event)}", file=sys.stderr, flush=True)
         if delta.reasoning_content:
-            print(f"  {delta.reasoning_content}", end="", file=sys.stderr, flush=True)
+            for line in delta.reasoning_content.splitlines():
+                print(f"  {line}", file=sys.stderr, flush=True)
         if delta.content:
             print(delta.content, end="", flush=True)
         summary = delta.search or summary
     print(flush=True)
     if summary is not None:
         print_summary(summary)
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """A tree event in one line: its kind, then its fields (`expand 7 parent=3 text=...`)."""
+    fields = " ".join(f"{key}={value!r}" for key, value in event.items() if key not in ("kind", "node"))
+    node = f" {event['node']}" if "node" in event else ""
+    return f"{event['kind']}{node} {fields}".rstrip()
 
 
 def print_summary(search: dict[str, Any]) -> None:

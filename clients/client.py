@@ -2,8 +2,8 @@
 
 Why keep it beside the `openai` package, which works against ponder too (`extra_body={"search":
 ...}`)? It reads what `openai` leaves untyped, without `extra_body` or `model_extra`: streamed
-`reasoning_content` and the `search` summary, traces and their viewer links. It retries 429 and
-503 with backoff, has an async twin (`clients.async_client.AsyncPonderClient`), and needs only
+`reasoning_content`, `search_event` and the `search` summary, traces and their viewer links. It
+retries 429 and 503 with backoff, has an async twin (`clients.async_client.AsyncPonderClient`), and needs only
 httpx, which the server installs anyway: the CLI stays light.
 """
 
@@ -94,8 +94,9 @@ class PonderClient:
         search: dict[str, Any] | None = None,
         **params: Any,
     ) -> Iterator[StreamDelta]:
-        """Choice 0's events as they arrive: a search's reasoning steps, the answer's text, then
-        the finish reason with the `search` summary; raises `PonderAPIError` on an error event."""
+        """Choice 0's events as they arrive: a search's tree events (`search_event`) and its best
+        path so far (`reasoning_content`, see `best_path_steps`), the answer's text, then the
+        finish reason with the `search` summary; raises `PonderAPIError` on an error event."""
         body = chat_body(model or self.default_model(), messages, search, params, is_streaming=True)
         with self._stream("POST", "/v1/chat/completions", json=body) as response:
             for line in response.iter_lines():

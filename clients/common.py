@@ -1,10 +1,12 @@
 """What `PonderClient` and `AsyncPonderClient` share, all pure (no I/O): the error, the results,
-request bodies, SSE parsing, the retry policy and reading a trace's chosen path."""
+request bodies, SSE parsing, the retry policy, reading a streamed search's reasoning log and a
+trace's chosen path."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,9 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 600.0  # generation on a CPU can take minutes
 SSE_DATA_PREFIX = "data: "
 SSE_DONE = "[DONE]"
+BACK_LINE = re.compile(r"^\[back to (?:step (\d+)|the start)\]$")
+"""A streamed search's reasoning line saying its best path switched branch, keeping k steps."""
+SCORE_SUFFIX = re.compile(r"  \[prm \d+\.\d\d\]$")
 RETRY_STATUSES = frozenset({429, 503})
 """Refusals before any work (too many requests, model loading): safe to send again."""
 
@@ -101,7 +106,8 @@ class ChatResult:
 
 @dataclass(frozen=True)
 class StreamDelta:
-    """One streamed event of choice 0: text, reasoning, the end (finish reason, and for a
+    """One streamed event of choice 0: text, reasoning, a search's tree event (`search_event`:
+    a node expanded, scored, pruned, a rollout, a heartbeat...), the end (finish reason, and for a
     search its `search` summary), or the final usage."""
 
     content: str = ""
@@ -109,6 +115,20 @@ class StreamDelta:
     finish_reason: str | None = None
     search: dict[str, Any] | None = None
     usage: Usage | None = None
+    search_event: dict[str, Any] | None = None
+
+
+def best_path_steps(reasoning: str) -> list[str]:
+    """The steps a streamed search's reasoning log ends on, scores left out: the log writes the
+    best path as it moves, and `[back to step k]` drops all but its first k steps."""
+    steps: list[str] = []
+    for line in reasoning.splitlines():
+        back = BACK_LINE.match(line)
+        if back is not None:
+            steps = steps[: int(back.group(1) or 0)]
+        else:
+            steps.append(SCORE_SUFFIX.sub("", line))
+    return steps
 
 
 def to_messages(messages: Messages) -> list[dict[str, Any]]:
@@ -165,8 +185,10 @@ def stream_deltas(chunk: dict[str, Any], status: int) -> list[StreamDelta]:
         delta = choice.get("delta") or {}
         finish = choice.get("finish_reason")
         content, reasoning = delta.get("content") or "", delta.get("reasoning_content") or ""
-        if content or reasoning or finish:
-            deltas.append(StreamDelta(content, reasoning, finish, chunk.get("search") if finish else None))
+        event = delta.get("search_event")
+        if content or reasoning or finish or event:
+            search = chunk.get("search") if finish else None
+            deltas.append(StreamDelta(content, reasoning, finish, search, search_event=event))
     if chunk.get("usage") and not chunk.get("choices"):
         deltas.append(StreamDelta(usage=usage_of(chunk)))
     return deltas

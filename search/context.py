@@ -19,10 +19,10 @@ from engine.protocol import COMPUTE_LOCK, Engine
 from rewards.prm_protocol import ProcessRewardModel
 from rewards.tasks import DEFAULT_TASK, Task, get_task
 from search.budget import Budget
+from search.events import SearchEvents
 from search.tree import Node, SearchTree
 
 Verifier = Callable[[str], bool]
-CommitCallback = Callable[[str, float | None], None]
 
 
 @dataclass
@@ -66,13 +66,14 @@ class PrmScorer:
 @dataclass
 class SearchContext:
     """One search's collaborators. `prompt_text` is what the PRM sees as the problem statement
-    (the user message). `task`, `budget` and `stats` are set by `run_search` from the config."""
+    (the user message). `task`, `budget` and `stats` are set by `run_search` from the config;
+    `events` is where the search reports what it does (`search.events`; nowhere by default)."""
 
     engine: Engine
     prompt_text: str
     prm: PrmScorer | None = None
     verifier: Verifier | None = None
-    on_commit: CommitCallback | None = None
+    events: SearchEvents = field(default_factory=SearchEvents)
     task: Task = field(default_factory=lambda: get_task(DEFAULT_TASK))
     cache_salt: str | None = None  # the prefix-cache namespace of every engine call (SamplingParams)
     budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
@@ -84,11 +85,7 @@ class SearchContext:
         return SearchTree(prompt_ids, step_end=self.task.step_end)
 
     def commit(self, path: list[Node]) -> None:
-        """Stream the steps of `path` past those already committed (the best path's sure prefix)."""
-        if self.on_commit is None:
-            self.num_committed = max(self.num_committed, len(path))
-            return
-        for node in path[self.num_committed :]:
-            if node.text.strip():
-                self.on_commit(node.text, node.prm_score)
+        """Report `path` settled (the best path's sure prefix) when it is longer than before."""
+        if len(path) > self.num_committed:
+            self.events.committed(path[-1])
         self.num_committed = max(self.num_committed, len(path))

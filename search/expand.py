@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from engine.protocol import Continuation, SamplingParams
 from rewards.aggregation import aggregate
 from search.config import SearchConfig
-from search.context import SearchContext
+from search.context import PrmScorer, SearchContext
 from search.tree import Node, SearchTree
 
 MAX_DEPTH = 12
@@ -169,6 +169,7 @@ async def expand(
         for c in group:
             kid = _step_node(c, node, config)
             kid.is_duplicate = kid.text in seen
+            ctx.events.added(kid)
             if not kid.is_duplicate:
                 seen.add(kid.text)
                 kids.append(kid)
@@ -193,19 +194,27 @@ async def score(ctx: SearchContext, nodes: Sequence[Node], config: SearchConfig)
     """Set `prm_score` on every node (and on unscored steps of its path) from one PRM call.
 
     Without a PRM (or with `prm` off) a step's score is its per-token policy probability.
+    Every step scored here is reported (`score` events), in path order.
     """
     todo = [n for n in nodes if n.prm_score is None]
     if not todo:
         return
+    unscored = list({id(s): s for node in todo for s in node.path() if s.prm_score is None}.values())
     if ctx.prm is None or not config.prm:
-        for node in todo:
-            for step in node.path():
-                step.prm_score = math.exp(step.logprob / max(1, len(step.token_ids)))
-        return
+        for step in unscored:
+            step.prm_score = math.exp(step.logprob / max(1, len(step.token_ids)))
+    else:
+        await _score_by_prm(ctx, ctx.prm, todo)
+    for step in unscored:
+        ctx.events.scored(step, path_value(step, config))
+
+
+async def _score_by_prm(ctx: SearchContext, prm: PrmScorer, todo: list[Node]) -> None:
+    """One PRM call over the paths of `todo`; sets every unscored step's score on them."""
     paths = [[step for step in node.path() if _is_judgeable(step)] for node in todo]
     ctx.stats.num_prm_calls += 1
     began = time.monotonic()
-    scores = await ctx.prm.score(ctx.prompt_text, [[s.text for s in p] for p in paths if p])
+    scores = await prm.score(ctx.prompt_text, [[s.text for s in p] for p in paths if p])
     ctx.stats.prm_call_seconds.append(time.monotonic() - began)
     it = iter(scores)
     for node, path in zip(todo, paths, strict=True):

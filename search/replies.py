@@ -70,6 +70,7 @@ def add_chain(ctx: SearchContext, parent: Node, c: Continuation, config: SearchC
         ctx.stats.num_nodes_expanded += 1
         if is_last:
             node.is_terminal, node.finish_reason = True, c.finish_reason
+        ctx.events.added(node)
     return node
 
 

@@ -61,6 +61,7 @@ def build_result(
     """The reply for `chosen` (the root when nothing was generated); commits its remaining steps."""
     node = chosen or tree.root
     ctx.commit(node.path())
+    ctx.events.chosen(node)
     is_eos = node.is_terminal and node.finish_reason == "stop"
     return SearchResult(
         text=node.reply_text(),

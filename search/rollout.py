@@ -122,13 +122,16 @@ async def roll_out(
         mine: list[Node] = []
         for end in group:
             head = chain_head(end, leaf)
+            value = node_value(end, config)
             if head.text in seen:
                 head.is_duplicate = True
+                ctx.events.pruned([head], "duplicate")
                 head = seen[head.text]
-                backpropagate(head, node_value(end, config))
+                backpropagate(head, value)
             else:
                 seen[head.text] = head
-                backpropagate(end, node_value(end, config))
+                backpropagate(end, value)
+            ctx.events.rolled_out(end, leaf, value)
             if all(head is not h for h in mine):
                 mine.append(head)
         heads.append(mine)

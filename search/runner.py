@@ -24,6 +24,7 @@ async def run_search(ctx: SearchContext, prompt_ids: list[int], config: SearchCo
     ctx.stats = SearchStats()
     ctx.task = get_task(config.task)
     ctx.num_committed = 0
+    ctx.events = ctx.events.fresh()
     began = time.monotonic()
     try:
         return await strategy(ctx, list(prompt_ids), config)

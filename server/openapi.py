@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from server.auth import ADMIN_PREFIX, needs_auth
+from server.openapi_bodies import describe_bodies
 
 ERROR_SCHEMA_NAME = "ErrorResponse"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -75,7 +76,7 @@ def install_openapi(app: FastAPI, has_api_key: bool) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = conform(FastAPI.openapi(app), has_api_key)
+            app.openapi_schema = conform(describe_bodies(FastAPI.openapi(app)), has_api_key)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
@@ -102,9 +103,10 @@ def _conform_operation(method: str, path: str, operation: dict[str, Any], has_ap
     if key in TEXT_OPERATIONS:
         responses["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     if key in STREAMING_OPERATIONS:
-        responses["200"].setdefault("content", {})["text/event-stream"] = {
-            "schema": {"type": "string", "description": "Server-sent events, ending with 'data: [DONE]'"}
-        }
+        responses["200"].setdefault("content", {}).setdefault(  # one chunk's model, where described
+            "text/event-stream",
+            {"schema": {"type": "string", "description": "Server-sent events, ending with 'data: [DONE]'"}},
+        )
     # Admin routes refuse every caller without the admin key, whatever else is configured.
     is_protected = path.startswith(ADMIN_PREFIX) or (has_api_key and needs_auth(path, "any key"))
     for status in _error_statuses(OPERATION_ERRORS.get(key, ()), is_protected):

@@ -84,10 +84,40 @@ class ChatCompletionResponse(BaseModel):
         return _without_empty_search(handler(self))
 
 
+class SearchEventOut(BaseModel):
+    """ponder's `delta.search_event`: one thing a streamed search did (`search.events`), or a
+    `progress` heartbeat. Nodes are numbered as in the search's trace (`seq`; the root is 0).
+    Only the fields of the event's kind are present."""
+
+    kind: Literal["expand", "score", "prune", "rollout", "commit", "chosen", "progress"]
+    node: int | None = Field(default=None, description="The node's number: the trace's `seq`.")
+    parent: int | None = Field(default=None, description="expand: its parent; rollout: where it began.")
+    text: str | None = Field(default=None, description="expand: the step's text.")
+    num_tokens: int | None = None
+    is_terminal: bool | None = Field(default=None, description="expand: the step ends a reply.")
+    is_duplicate: bool | None = Field(default=None, description="expand: a sibling's step again.")
+    score: float | None = Field(default=None, description="score: the step's PRM score.")
+    path_score: float | None = Field(default=None, description="score: its path's, aggregated.")
+    value: float | None = Field(default=None, description="rollout: the reply's value, backed up.")
+    reason: str | None = Field(default=None, description="prune: beam, budget, subtree or duplicate.")
+    tokens_generated: int | None = Field(default=None, description="progress: so far, every branch.")
+    nodes_expanded: int | None = Field(default=None, description="progress: so far.")
+    elapsed_s: float | None = Field(default=None, description="progress: since the search began.")
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    reasoning_content: str | None = None  # a search's committed steps, streamed as it works
+    reasoning_content: str | None = Field(
+        default=None, description="A search's best path so far, a step a line (`server.search_stream`)."
+    )
+    search_event: SearchEventOut | None = Field(
+        default=None, description="ponder's own: what a streamed search just did."
+    )
 
     @model_serializer(mode="wrap")
     def _only_changed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

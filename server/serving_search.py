@@ -2,13 +2,15 @@
 search strategy over the engine instead of sampling once.
 
 The reply is the chosen path; the top-level `search` object says what the search did; with
-`stream: true` the steps the best path commits to arrive as `delta.reasoning_content` while it
-searches, then the answer as `delta.content`.
+`stream: true` the search is shown live while it runs (`server.search_stream`: its events as
+`delta.search_event`, its best path so far as `delta.reasoning_content`), then the answer
+arrives as `delta.content`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from rewards.tasks import get_task
 from search.api import SearchRequest, resolve_search
 from search.config import SearchConfig
 from search.context import SearchContext, Verifier
+from search.events import SearchEvent, SearchEvents
 from search.result import SearchResult
 from server.auth import get_caller
 from server.errors import invalid_request
@@ -48,6 +51,7 @@ from server.sampling import check_request_limits, request_cache_salt, resolve_ma
 from server.search_metrics import SearchObservation
 from server.search_params import refuse_unsearchable, search_params
 from server.search_services import prm_id_for, task_verifier
+from server.search_stream import live_deltas, step_line
 from server.serving_chat import to_engine_messages
 from server.state import ServerState
 from server.streaming import sse_response
@@ -194,14 +198,15 @@ async def _search_chunks(
             **extra,
         )
 
-    steps: asyncio.Queue[str | None] = asyncio.Queue()
-    ctx.on_commit = lambda text, score: steps.put_nowait(_step_line(text, score))
+    events: asyncio.Queue[SearchEvent | None] = asyncio.Queue()
+    ctx.events = SearchEvents(events.put_nowait)
     task = asyncio.ensure_future(observed.run(ctx, prompt_ids, config))
-    task.add_done_callback(lambda _: steps.put_nowait(None))
+    task.add_done_callback(lambda _: events.put_nowait(None))
     try:
         yield chunk(DeltaMessage(role="assistant", content=""))
-        while (line := await steps.get()) is not None:
-            yield chunk(DeltaMessage(reasoning_content=line))
+        async with contextlib.aclosing(live_deltas(events, ctx)) as deltas:
+            async for delta in deltas:
+                yield chunk(delta)
         result = task.result()
         logprobs = chat_logprobs(result.logprobs, config.logprobs or 0)
         yield chunk(DeltaMessage(content=result.text), logprobs=logprobs)
@@ -214,12 +219,8 @@ async def _search_chunks(
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _step_line(text: str, score: float | None) -> str:
-    return f"{text.rstrip()}" + (f"  [prm {score:.2f}]" if score is not None else "") + "\n"
-
-
 def _reasoning(result: SearchResult) -> str:
-    return "".join(_step_line(text, score) for text, score in zip(result.steps, _scores(result), strict=True))
+    return "".join(step_line(text, score) for text, score in zip(result.steps, _scores(result), strict=True))
 
 
 def _scores(result: SearchResult) -> list[float | None]:

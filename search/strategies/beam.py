@@ -57,6 +57,7 @@ async def beam_rounds(
         if affordable == 0:  # not one beam k ways: the best beam, as many ways as fit (>= 1)
             k, affordable = max(1, min(k, affordable_nodes(ctx, tree, 1, config))), 1
         pruned.extend(beams[affordable:])  # the weakest wait for a backtrack; beams are ranked
+        ctx.events.pruned(beams[affordable:], "budget")
         beams = beams[:affordable]
         groups = await expand(ctx, tree, beams, k, config)
         children = [child for group in groups for child in group if not child.is_cut]
@@ -69,6 +70,7 @@ async def beam_rounds(
         ranked = rank([c for c in children if not c.is_terminal], config)
         beams = ranked[:width]
         pruned.extend(ranked[width:])
+        ctx.events.pruned(ranked[width:], "beam")
         ctx.commit(common_path(beams + finished + pruned))
     return beams
 

@@ -70,7 +70,9 @@ async def lookahead_rounds(
         rolled, candidates = await rollout_step(ctx, tree, beams, k, config)
         if not rolled:
             break
-        pruned.extend(b for b in beams if all(b is not r for r in rolled))
+        unrolled = [b for b in beams if all(b is not r for r in rolled)]
+        pruned.extend(unrolled)
+        ctx.events.pruned(unrolled, "budget")
         if at_root:
             if tree.root.visits < config.beam_width * config.expansions:
                 continue
@@ -78,6 +80,7 @@ async def lookahead_rounds(
         ranked = sorted(candidates, key=lookahead_value, reverse=True)
         beams = ranked[: config.beam_width]
         pruned.extend(ranked[config.beam_width :])
+        ctx.events.pruned(ranked[config.beam_width :], "beam")
         ctx.commit(common_path(beams + pruned + finished_replies(tree)))
     return beams
 

@@ -35,6 +35,8 @@ async def advance(
         id(head): max(group, key=lambda n: path_value(n, config))
         for head, group in zip(live, groups, strict=True)
     }
+    losers = [n for group in groups for n in group if all(n is not b for b in best.values())]
+    ctx.events.pruned(losers, "subtree")
     return [best.get(id(h), h) for h in heads]
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from clients.cli import main
+from clients.common import best_path_steps
 from tests.conftest import REPO_ROOT
 
 PUZZLE = "countdown target=31 numbers=19,4,45,99"
-REASONING_LINE = re.compile(r"^  (?P<step>.+?)  \[prm \d\.\d\d\]$")
+REASONING_INDENT, EVENT_INDENT = "  ", "  . "
 PTY_TIMEOUT_S = 120.0
 
 
@@ -52,17 +53,20 @@ def run_in_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, list[str
 
 def test_chat_streams_a_search_in_a_terminal(countdown_server: Any, tmp_path: Path) -> None:
     argv = ["--base-url", countdown_server.base_url, "chat", PUZZLE, "--model", "countdown"]
-    argv += ["--search", "mcts", "--budget", "1024", "--stream", "--trace"]
+    argv += ["--search", "mcts", "--budget", "1024", "--stream", "--trace", "--events"]
     env = os.environ | {"PONDER_API_KEY": countdown_server.api_key, "TERM": "xterm"}
     status, screen = run_in_terminal(argv, env)
     (tmp_path / "terminal.txt").write_text("\n".join(screen))
     assert status == 0, screen
-    reasoning = [i for i, text in enumerate(screen) if REASONING_LINE.match(text)]
+    events = [text.removeprefix(EVENT_INDENT).split()[0] for text in screen if text.startswith(EVENT_INDENT)]
+    assert events[0] == "progress" and {"expand", "score", "rollout", "chosen"} <= set(events)
+    screen = [text for text in screen if not text.startswith(EVENT_INDENT)]
+    reasoning = [i for i, text in enumerate(screen) if text.startswith(REASONING_INDENT)]
     summary = next(i for i, text in enumerate(screen) if text.startswith("-- mcts: "))
-    steps = [REASONING_LINE.match(screen[i])["step"] for i in reasoning]  # type: ignore[index]
+    steps = best_path_steps("\n".join(screen[i].removeprefix(REASONING_INDENT) for i in reasoning))
     answer = screen[reasoning[-1] + 1 : summary]
     assert reasoning == list(range(len(reasoning))) and steps  # the reasoning comes first...
-    assert [line for line in answer if line] == steps  # ...then the answer: the same steps
+    assert [line for line in answer if line] == steps  # ...then the answer: the best path's steps
     assert int(re.search(r"(\d+) tokens", screen[summary])[1]) <= 1024  # type: ignore[index]
     assert "trace trace-" in screen[summary]
 

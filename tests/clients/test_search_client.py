@@ -11,7 +11,7 @@ import pytest
 
 from clients.async_client import AsyncPonderClient
 from clients.client import PonderClient
-from clients.common import RetryPolicy, StreamDelta, chosen_path, viewer_url
+from clients.common import RetryPolicy, StreamDelta, best_path_steps, chosen_path, viewer_url
 
 PUZZLE = "countdown target=31 numbers=19,4,45,99"
 SEARCH = {"strategy": "mcts", "budget_tokens": 256, "rollout": False, "seed": 1, "trace": True}
@@ -19,15 +19,24 @@ PRM_SUFFIX = re.compile(r"  \[prm \d\.\d\d\]$")
 
 
 def reasoning_steps(deltas: list[StreamDelta]) -> list[str]:
-    """The steps of the streamed reasoning, without their `[prm x.xx]` scores."""
-    lines = "".join(d.reasoning_content for d in deltas).splitlines()
-    return [PRM_SUFFIX.sub("", line) for line in lines]
+    """The best path the streamed reasoning log ends on, without `[prm x.xx]` scores."""
+    return best_path_steps("".join(d.reasoning_content for d in deltas))
+
+
+def kind_of(delta: StreamDelta) -> str:
+    if delta.search_event is not None:
+        return "event"
+    return "reasoning" if delta.reasoning_content else "content" if delta.content else "end"
 
 
 def check_stream(deltas: list[StreamDelta]) -> dict[str, Any]:
-    """Reasoning first, then the answer, then the end with the search summary; returns it."""
-    kinds = [("reasoning" if d.reasoning_content else "content" if d.content else "end") for d in deltas]
-    assert kinds == sorted(kinds, key=["reasoning", "content", "end"].index) and kinds[-1] == "end"
+    """Tree events and reasoning first, then the answer, then the end with the search summary;
+    returns the summary."""
+    kinds = [kind_of(d) for d in deltas]
+    answer_at = kinds.index("content")
+    assert set(kinds[:answer_at]) == {"event", "reasoning"} and kinds[answer_at:] == ["content", "end"]
+    events = [d.search_event for d in deltas if d.search_event is not None]
+    assert events[0]["kind"] == "progress" and {"expand", "score", "chosen"} <= {e["kind"] for e in events}
     answer = "".join(d.content for d in deltas)
     assert reasoning_steps(deltas) == answer.splitlines()
     summary = deltas[-1].search

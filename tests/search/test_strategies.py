@@ -14,6 +14,7 @@ from engine.protocol import SamplingParams
 from rewards.countdown.steps import ANSWER_PREFIX, parse_step, split_reply
 from rewards.countdown.verifier import verify_reply
 from search.config import SearchConfig
+from search.events import SearchEvent, SearchEvents
 from search.expand import path_value
 from search.registry import STRATEGIES
 from search.rollout import finished_replies
@@ -29,6 +30,15 @@ def config(strategy: str, budget: int = 400, **overrides: object) -> SearchConfi
     return SearchConfig(
         strategy=strategy, budget_tokens=budget, max_seconds=120.0, task=TASK, **{**SMALL, **overrides}
     )
+
+
+def walk_trace(root: dict) -> list[dict]:
+    entries, stack = [], [root]
+    while stack:
+        entry = stack.pop()
+        entries.append(entry)
+        stack.extend(entry["children"])
+    return entries
 
 
 def assert_engine_idle(runner) -> None:
@@ -94,13 +104,22 @@ def test_steps_reuse_their_parents_kv(runner, problems, strategy):
     assert stats.num_prompt_tokens_computed <= len(prompt_ids) + 2 * stats.num_nodes_expanded
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "beam", "dvts"])
-def test_committed_steps_are_the_reply(runner, problems, strategy):
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_events_number_the_nodes_as_the_trace_and_commit_only_the_answers_path(runner, problems, strategy):
     problem = problems[0]
-    committed: list[str] = []
-    ctx = runner.context(problem, on_commit=lambda text, score: committed.append(text))
+    events: list[SearchEvent] = []
+    ctx = runner.context(problem, events=SearchEvents(events.append))
     result = runner.run(run_search(ctx, runner.prompt_ids(problem), config(strategy)))
-    assert committed == result.steps
+    by_seq = {entry["seq"]: entry for entry in walk_trace(result.trace()["tree"]["root"])}
+    expands = [e for e in events if e.kind == "expand"]
+    assert [e.node for e in expands] == sorted(by_seq)[1:]  # 1..N in the order nodes joined
+    assert all(by_seq[e.node]["text"] == e.text for e in expands)
+    chosen_path = {seq for seq, entry in by_seq.items() if entry["is_chosen"]}
+    assert [e.node for e in events if e.kind == "chosen"] == [max(chosen_path)]
+    assert {e.node for e in events if e.kind == "commit"} <= chosen_path
+    scored = {e.node: e.score for e in events if e.kind == "score"}
+    traced = {seq: entry["prm_score"] for seq, entry in by_seq.items() if entry["prm_score"] is not None}
+    assert scored == traced
 
 
 @pytest.mark.parametrize("use_verifier", [True, False])
