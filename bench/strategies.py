@@ -262,12 +262,12 @@ def print_cells(cells: list[Cell]) -> None:
     """Every cell with its paired won/lost against greedy at the same budget, then the tree
     searches against the sampling baselines."""
     headers = ["strategy", "budget", "accuracy", "± se", "vs greedy", "mean tokens"]
-    headers += ["prompt computed", "prompt reused", "wall s"]
+    headers += ["prompt computed", "prompt reused", "wall s", "past deadline"]
     greedy = {c.budget_tokens: c for c in cells if c.strategy == "greedy"}
     rows = [
         [c.strategy, c.budget_tokens, f"{c.accuracy:.3f}", f"{c.standard_error:.3f}"]
         + [c.versus(greedy[c.budget_tokens]) if c.budget_tokens in greedy else "-", f"{c.mean_tokens:.0f}"]
-        + [c.prompt_tokens_computed, c.prompt_tokens_reused, f"{c.wall_s:.0f}"]
+        + [c.prompt_tokens_computed, c.prompt_tokens_reused, f"{c.wall_s:.0f}", c.num_past_deadline]
         for c in cells
     ]
     print_table(headers, rows)
