@@ -42,6 +42,9 @@ class Cell:
     """Indices of the problems solved: cells run on the same problems compare pairwise."""
     commit: str = ""
     """The git commit the cell ran on (with `+` when the tree had changes)."""
+    num_past_deadline: int = 0
+    """Searches that ran out of `max_seconds` before their budget: on a loaded machine these
+    answer early (or not at all), so the cell then measures the machine, not the strategy."""
 
     @property
     def standard_error(self) -> float:
@@ -71,6 +74,7 @@ class Outcome:
     tokens: int
     computed: int
     reused: int
+    is_past_deadline: bool = False
 
 
 async def solve(
@@ -86,6 +90,7 @@ async def solve(
         s.num_tokens_generated,
         s.num_prompt_tokens_computed,
         s.num_prompt_tokens_reused,
+        ctx.budget.remaining_seconds() == 0.0,
     )
 
 
@@ -121,6 +126,7 @@ async def run_cell(
         prompt_tokens_reused=sum(o.reused for o in outcomes),
         wall_s=time.monotonic() - began,
         solved=tuple(i for i, o in enumerate(outcomes) if o.is_correct),
+        num_past_deadline=sum(o.is_past_deadline for o in outcomes),
     )
     print(f"{config.strategy}@{config.budget_tokens}: accuracy {cell.accuracy:.3f}", flush=True)
     return cell
