@@ -106,8 +106,9 @@ def search_config(
 
 
 def plot(cells: list[Cell], path: Path, title: str) -> None:
-    """Accuracy against mean generated tokens, one line per strategy; greedy, which spends the
-    same tokens at every budget, is a dashed level line with its standard error shaded."""
+    """Accuracy against mean generated tokens, one line per strategy with a standard-error bar
+    and its token budget written at each point; greedy, which spends the same tokens at every
+    budget, is a dashed level line with its standard error shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,8 +122,17 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
             ax.axhline(level, color="black", linestyle="--", linewidth=1, label="greedy")
             ax.axhspan(level - se, level + se, color="black", alpha=0.06)
             continue
-        points = sorted((c.mean_tokens, c.accuracy) for c in mine)
-        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=strategy)
+        mine.sort(key=lambda c: c.mean_tokens)
+        xs, ys = [c.mean_tokens for c in mine], [c.accuracy for c in mine]
+        ax.errorbar(xs, ys, yerr=[c.standard_error for c in mine], marker="o", capsize=3, label=strategy)
+        for cell in mine:  # which budget each point spent its tokens under
+            ax.annotate(
+                str(cell.budget_tokens),
+                (cell.mean_tokens, cell.accuracy),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("mean generated tokens per problem")
     ax.set_ylabel("accuracy (exact verifier)")
