@@ -25,8 +25,9 @@ class Profile:
     cumulative_counts: Counter[str]
 
 
-def parse_collapsed(lines: Iterable[str]) -> Profile:
-    """Self and cumulative sample counts per frame of collapsed stacks; blank lines are skipped."""
+def parse_collapsed(lines: Iterable[str], exclude: tuple[str, ...] = ()) -> Profile:
+    """Self and cumulative sample counts per frame of collapsed stacks; blank lines are skipped,
+    and so are stacks with a frame containing any `exclude` text (start-up imports, say)."""
     self_counts: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
     total = 0
@@ -38,6 +39,8 @@ def parse_collapsed(lines: Iterable[str]) -> Profile:
         if not stack or not count_text.isdigit():
             raise ValueError(f"not a collapsed stack line: {line[:80]!r}")
         count, frames = int(count_text), stack.split(";")
+        if any(text in frame for frame in frames for text in exclude):
+            continue
         total += count
         self_counts[frames[-1]] += count
         for frame in set(frames):
@@ -68,8 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("profile", type=Path, help="py-spy --format raw output")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--exclude", action="append", default=[], help="drop stacks with a frame containing this text"
+    )
     args = parser.parse_args(argv)
-    print(markdown(parse_collapsed(args.profile.read_text().splitlines()), args.top))
+    lines = args.profile.read_text().splitlines()
+    print(markdown(parse_collapsed(lines, tuple(args.exclude)), args.top))
 
 
 if __name__ == "__main__":

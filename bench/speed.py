@@ -95,7 +95,9 @@ async def measure(args: argparse.Namespace) -> tuple[dict[int, float], float, li
     model = engine_model(engine)
     try:
         prompt_ids = engine.apply_chat_template([ChatMessage("user", messages[0])])
-        curve = await asyncio.to_thread(raw_curve, model, prompt_ids, args.batches, args.raw_steps)
+        curve = await asyncio.to_thread(
+            raw_curve, model, prompt_ids, args.batches, args.raw_steps, args.raw_repeats
+        )
         raw_load = load_average()
         meter = ForwardMeter(model)
         rows = [summarize(GREEDY, COUNTDOWN_REPLY_TOKENS, await greedy_runs(engine, meter, messages), curve)]
@@ -141,16 +143,18 @@ def plot(curve: dict[int, float], rows: list[SpeedRow], path: Path) -> None:
 def print_tables(curve: dict[int, float], raw_load: float, rows: list[SpeedRow]) -> None:
     print(f"\nRaw batched decode, forward pass + KV cache (load {raw_load:.1f} after):")
     print_table(["batch", "tokens/s"], [[b, f"{rate:.0f}"] for b, rate in sorted(curve.items())])
-    headers = ["request", "budget", "n", "median s", "tok/s", "mean batch", "raw tok/s", "ratio"]
+    headers = ["request", "budget", "n", "median s", "tok/s", "mean batch", "raw tok/s", "ratio", "fwd tok/s"]
     headers += ["decode %", "prefill %", "prm %", "load"]
     table = [
         [r.strategy, r.budget_tokens, r.num_problems, f"{r.median_s:.2f}", f"{r.tokens_per_s:.0f}"]
         + [f"{r.mean_batch:.1f}", f"{r.raw_tokens_per_s:.0f}", f"{r.ratio_to_raw:.2f}"]
+        + [f"{r.forward_tokens_per_s:.0f}"]
         + [f"{100 * r.decode_share:.0f}", f"{100 * r.prefill_share:.0f}", f"{100 * r.prm_share:.0f}"]
         + [f"{r.mean_load:.1f}"]
         for r in rows
     ]
-    print("\nOne search at a time on the embedded engine (% of wall time; the rest is Python and waits):")
+    print("\nOne search at a time on the embedded engine; fwd tok/s: rows/s inside its decode steps;")
+    print("% of wall time in decode steps, prefills and PRM calls (the rest: Python and waits):")
     print_table(headers, table)
 
 
@@ -163,6 +167,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategies", default="beam,mcts,best_of_n")
     parser.add_argument("--batches", default=DEFAULT_BATCHES, help="batch sizes of the raw decode curve")
     parser.add_argument("--raw-steps", type=int, default=32, help="timed decode steps per batch size")
+    parser.add_argument("--raw-repeats", type=int, default=3, help="runs per batch size; the best counts")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's goal: 2 cores)")
     parser.add_argument("--prm", default=COUNTDOWN_DEFAULT_PRM, help="bundled PRM id, 'none' or 'oracle'")
     parser.add_argument("--out", type=Path, default=Path("bench/results/speed.json"))
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "prm": args.prm,
         "raw_steps": args.raw_steps,
+        "raw_repeats": args.raw_repeats,
         "raw_curve": {str(b): rate for b, rate in sorted(curve.items())},
         "raw_load": raw_load,
         "load_at_start": began_load,

@@ -60,6 +60,11 @@ class ForwardCounts:
         )
 
     @property
+    def decode_tokens_per_s(self) -> float:
+        """The decode steps' own rate: rows computed per second inside the forward passes."""
+        return self.decode_rows / self.decode_s if self.decode_s > 0 else 0.0
+
+    @property
     def mean_batch(self) -> float:
         """Rows per decode step: the live batch the engine decoded, weighted per step."""
         return self.decode_rows / self.decode_steps if self.decode_steps else 0.0
@@ -89,6 +94,9 @@ class SpeedRow:
     mean_batch: float
     raw_tokens_per_s: float
     ratio_to_raw: float
+    forward_tokens_per_s: float
+    """Rows per second inside the search's decode forward passes: against the raw rate it tells
+    slower forward passes (padding, longer contexts) from time lost outside them."""
     decode_share: float
     prefill_share: float
     prm_share: float
@@ -115,6 +123,7 @@ def summarize(strategy: str, budget: int, runs: Sequence[SearchRun], curve: Mapp
         mean_batch=forward.mean_batch,
         raw_tokens_per_s=raw,
         ratio_to_raw=rate / raw if raw > 0 else 0.0,
+        forward_tokens_per_s=forward.decode_tokens_per_s,
         decode_share=forward.decode_s / wall if wall > 0 else 0.0,
         prefill_share=forward.prefill_s / wall if wall > 0 else 0.0,
         prm_share=sum(r.prm_s for r in runs) / wall if wall > 0 else 0.0,

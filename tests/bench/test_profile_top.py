@@ -37,3 +37,10 @@ def test_top_rows_are_ordered_with_percentages() -> None:
 def test_parse_collapsed_refuses_other_text(line: str) -> None:
     with pytest.raises(ValueError, match="not a collapsed stack line"):
         parse_collapsed([line])
+
+
+def test_excluded_stacks_are_not_counted() -> None:
+    profile = parse_collapsed(STACKS, exclude=("decode (tok", "select"))
+    assert profile.total == 8
+    assert profile.cumulative_counts["run (worker.py)"] == 6
+    assert "select (asyncio.py)" not in profile.self_counts

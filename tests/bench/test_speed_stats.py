@@ -53,5 +53,6 @@ def test_summarize_sets_the_cell_against_the_raw_rate_at_its_live_batch() -> Non
     assert row.mean_batch == 4.0  # 300 rows over 75 steps
     assert row.raw_tokens_per_s == 300.0
     assert row.ratio_to_raw == pytest.approx(100.0 / 300.0)
+    assert row.forward_tokens_per_s == 100.0  # 300 rows in 3 s of decode steps
     assert (row.decode_share, row.prefill_share, row.prm_share) == pytest.approx((3 / 9, 0.1, 1.5 / 9))
     assert row.mean_load == 2.0
