@@ -15,8 +15,8 @@ from rewards.countdown.problems import Problem, format_prompt
 
 from .conftest import EngineRunner
 
-LONG_PROMPT_TOKENS = 4000  # about 16 chunks; the short requests need about 8 steps
-SHORT = SamplingParams(max_new_tokens=8, temperature=0, ignore_eos=True)
+LONG_PROMPT_TOKENS = 3000  # about 12 chunks; the short requests need 3 to 5 steps
+SHORT = SamplingParams(max_new_tokens=4, temperature=0, ignore_eos=True)
 LONG = SamplingParams(max_new_tokens=4, temperature=0, ignore_eos=True)
 FILLER = "Every harbour keeps a ledger of the ships that came in, what they carried and when. "
 
@@ -31,9 +31,9 @@ def countdown(runner: EngineRunner) -> Iterator[EmbeddedEngine]:
 
 
 def long_prompt(runner: EngineRunner) -> list[int]:
-    filler = runner.engine.tokenize(FILLER)
-    body = (filler * (LONG_PROMPT_TOKENS // len(filler) + 1))[:LONG_PROMPT_TOKENS]
-    return runner.engine.apply_chat_template([ChatMessage("user", runner.engine.detokenize(body))])
+    tokens_per_filler = len(runner.engine.tokenize(FILLER * 10)) / 10  # as repeated, not alone
+    repeats = int(LONG_PROMPT_TOKENS / tokens_per_filler) + 2
+    return runner.engine.apply_chat_template([ChatMessage("user", FILLER * repeats)])
 
 
 async def finish_order(smollm2: EmbeddedEngine, countdown: EmbeddedEngine, long_ids: list[int]) -> list[str]:
