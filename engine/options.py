@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFILL_CHUNK_TOKENS = 256
-"""Prompt tokens one engine step may prefill. Measured on this 2-core CPU (bench/prefill_chunks.py):
-a 256-token SmolLM2-135M chunk costs about 0.4 s at the start of a prompt and about 1 s at
-token 7,700, where it attends to the whole prefix; 512 roughly doubles that. A chunk is how long
-a decode step or another model's request may wait behind a long prompt, so it is kept near the
-size at which a chunk's fixed costs (reading the weights, a few percent of a step) stop mattering,
-and not larger. Countdown prompts (under 256 tokens, its whole context) always fit in one chunk."""
+"""Prompt tokens one engine step may prefill. A chunk's time is how long a decode step, a short
+prompt or another model's request may wait behind a long prompt, so it is kept small; below a few
+hundred tokens a chunk's fixed cost (reading every weight once) starts to dominate and the long
+prompt itself slows down. bench/prefill_chunks.py measures the trade on this machine (chunk time
+by size and by depth into an 8k SmolLM2 prompt). Countdown prompts (its whole context is 256
+tokens) always fit in one chunk."""
 
 
 @dataclass(frozen=True)
