@@ -24,6 +24,7 @@ from engine.models import (
     version_label,
 )
 from engine.options import EngineOptions
+from engine.outputs import OutputProcessor
 from engine.protocol import (
     CacheStats,
     Continuation,
@@ -74,8 +75,9 @@ class EmbeddedEngine(HFTextMixin):
         cache = None
         if self.options.enable_prefix_cache:
             cache = RadixCache(self.options.cache_capacity_mb * 2**20)
+        outputs = OutputProcessor(tokenizer, _eos_ids(model, tokenizer), context)
         self._worker = BatchWorker(
-            model, tokenizer, _eos_ids(model, tokenizer), context, self.options.max_batch_size, cache
+            model, outputs, self.options.max_batch_size, cache, self.options.prefill_chunk_tokens
         )
         self._worker.start()
 

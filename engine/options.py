@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 VLLM_SWAP_MODES = ("in-place", "beside")
+"""How a hot swap may bring a new version to a vLLM engine (EngineOptions.vllm_swap)."""
+PREFILL_CHUNK_TOKENS = 256
+"""Prompt tokens one engine step may prefill. A chunk's time is how long a decode step, a short
+prompt or another model's request may wait behind a long prompt, so it is kept small; below a few
+hundred tokens a chunk's fixed cost (reading every weight once) starts to dominate and the long
+prompt itself slows down. bench/prefill_chunks.py measures the trade on this machine (chunk time
+by size and by depth into an 8k SmolLM2 prompt). Countdown prompts (its whole context is 256
+tokens) always fit in one chunk."""
 
 
 @dataclass(frozen=True)
@@ -14,6 +22,8 @@ class EngineOptions:
     cache_capacity_mb: int = 512  # KV kept in the prefix cache; LRU eviction above this
     enable_prefix_cache: bool = True
     max_batch_size: int = 64  # sequences decoded together in one forward pass
+    # Prompt tokens one engine step may prefill (see PREFILL_CHUNK_TOKENS).
+    prefill_chunk_tokens: int = PREFILL_CHUNK_TOKENS
     num_threads: int | None = None  # torch intra-op threads; None keeps torch's default
     vllm_block_size: int = 16
     vllm_kv_cache_gib: float = 1.0
@@ -29,3 +39,5 @@ class EngineOptions:
             raise ValueError("max_batch_size must be >= 1")
         if self.vllm_swap not in VLLM_SWAP_MODES:
             raise ValueError(f"vllm_swap must be one of {VLLM_SWAP_MODES}, not {self.vllm_swap!r}")
+        if self.prefill_chunk_tokens < 1:
+            raise ValueError("prefill_chunk_tokens must be >= 1")

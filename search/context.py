@@ -10,8 +10,8 @@ the task's), so importing it loads no model code.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ class PrmScorer:
     engines the PRM shares cores with; the default is the one the in-process engines hold.
     """
 
-    def __init__(self, prm: ProcessRewardModel, lock: threading.Lock = COMPUTE_LOCK) -> None:
+    def __init__(self, prm: ProcessRewardModel, lock: AbstractContextManager[object] = COMPUTE_LOCK) -> None:
         self.prm = prm
         self.lock = lock
 

@@ -1,0 +1,80 @@
+"""Chunked prefill: a prompt's KV is computed a bounded number of tokens at a time.
+
+A prompt prefilled in one forward pass holds the compute lock for as long as the whole prompt
+takes (a 7,900-token prompt to SmolLM2 took 41 s), and every other request of every model waits
+behind it. Cut into chunks, a long prompt costs one chunk per engine step, and between two
+chunks the running sequences take their decode step, a short prompt gets its own prefill, and
+the other models get their turn at the lock: the schedule of vLLM's and SGLang's chunked
+prefill. The chunk size is `engine.options.PREFILL_CHUNK_TOKENS`.
+
+Each chunk attends to the KV of every earlier chunk, so the result equals a one-piece prefill up
+to float rounding (tests/engine/test_prefill.py compares them).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, PretrainedConfig, PreTrainedModel
+
+from engine.growable_cache import cache_kv, growable_cache
+from engine.sequence import GroupState
+
+
+@dataclass(eq=False)
+class PrefillJob:
+    """A prompt part-way through its prefill: the KV of its first `num_done` tokens is in `past`."""
+
+    group: GroupState
+    past: DynamicCache
+    num_done: int  # prompt tokens whose KV is computed, the cached prefix included
+    num_cached: int  # of those, how many came from the prefix cache
+    logits: torch.Tensor | None = None  # (V,) after the last prompt token, once done
+
+    @property
+    def num_remaining(self) -> int:
+        return len(self.group.prompt_ids) - self.num_done
+
+    @property
+    def is_done(self) -> bool:
+        return self.num_remaining == 0
+
+    def kv(self) -> torch.Tensor:
+        """(L, 2, H, T, D): the KV of the whole prompt, for the batch and the radix cache."""
+        return cache_kv(self.past)
+
+
+def start_prefill(
+    group: GroupState, config: PretrainedConfig, prefix_kv: torch.Tensor | None, num_cached: int
+) -> PrefillJob:
+    """A job that resumes after `num_cached` prompt tokens whose KV (L, 2, H, T, D) is `prefix_kv`."""
+    past = growable_cache(config)  # appends in place: chunk k must not copy chunks 1..k-1 again
+    if prefix_kv is not None:
+        for layer in range(prefix_kv.shape[0]):
+            past.update(prefix_kv[layer, 0].unsqueeze(0), prefix_kv[layer, 1].unsqueeze(0), layer)
+    return PrefillJob(group, past, num_done=num_cached, num_cached=num_cached)
+
+
+def advance(model: PreTrainedModel, job: PrefillJob, max_tokens: int) -> int:
+    """Compute the KV of up to `max_tokens` more prompt tokens; returns how many it computed."""
+    prompt = job.group.prompt_ids
+    start, end = job.num_done, min(len(prompt), job.num_done + max_tokens)
+    ids = torch.tensor([prompt[start:end]])  # (1, T)
+    positions = torch.arange(start, end).unsqueeze(0)  # (1, T)
+    out = model(
+        input_ids=ids, past_key_values=job.past, position_ids=positions, use_cache=True, **_last_logits(model)
+    )
+    job.num_done = end
+    if job.is_done:
+        job.logits = out.logits[0, -1]
+    return end - start
+
+
+def _last_logits(model: PreTrainedModel) -> dict[str, int]:
+    """Ask for the last position's logits only, where the model class allows it: the rest of a
+    chunk's (T, V) logits are never read, and for SmolLM2's 49k vocabulary they take more memory
+    than the chunk's KV (a one-piece 7,900-token prompt made 1.5 GB of them)."""
+    is_supported = "logits_to_keep" in inspect.signature(model.forward).parameters  # under 1 ms a chunk
+    return {"logits_to_keep": 1} if is_supported else {}
