@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 from engine.models import REPO_ROOT, sampling_defaults
+from trainer.evaluate import Cell
 from trainer.gate import GateSettings, VersionUnderTest, cache_settings
-from trainer.temperature import candidate_temperatures, write_temperature
+from trainer.temperature import candidate_temperatures, choose_temperature, write_temperature
 
 
 def test_the_bundled_table_applies_to_a_folder_that_does_not_sample() -> None:
@@ -43,3 +44,16 @@ def test_the_gate_cache_tells_temperatures_apart(tmp_path: Path) -> None:
     before = cache_settings(version, "countdown", GateSettings())
     write_temperature(folder, 0.45)
     assert cache_settings(version, "countdown", GateSettings()) != before
+
+
+def _cell(solved: tuple[int, ...], num_problems: int = 200) -> Cell:
+    return Cell("mcts", 1024, num_problems, len(solved) / num_problems, 0, 0, 0, 0, solved)
+
+
+def test_a_hotter_temperature_wins_only_beyond_noise() -> None:
+    parent = _cell(tuple(range(66)))  # 0.330
+    noisy = _cell(tuple(range(4, 74)))  # 0.350: +8/-4 on the same problems
+    clear = _cell(tuple(range(100)))  # 0.500: +34/-0
+    assert choose_temperature({0.3: parent, 0.6: noisy}, parent=0.3) == 0.3
+    assert choose_temperature({0.3: parent, 0.6: noisy, 0.75: clear}, parent=0.3) == 0.75
+    assert choose_temperature({0.3: parent, 0.6: noisy}, parent=0.3, min_gain_z=0.5) == 0.6
