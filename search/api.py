@@ -23,7 +23,7 @@ class SearchRequest(BaseModel):
     sized to the budget; the rest come from the `reasoning_effort` preset, the model's
     recommendations or the defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON's own types, as the schema says
 
     strategy: str | None = Field(
         default=None,

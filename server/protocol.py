@@ -97,17 +97,22 @@ StopList = Annotated[
 ]
 
 
+STRICT = ConfigDict(strict=True)
+"""Request bodies take JSON's own types: `"5"` or `true` for an integer is a 400, as the schema
+says, not quietly coerced (schemathesis caught `max_step_tokens: true` accepted)."""
+
+
 class ContentPart(BaseModel):
     """One part of a message's content; only text parts exist for a text-only model."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     type: Literal["text"] = Field(description="only 'text': the served models read text only")
     text: Text
 
 
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant"]
     # The schema shows both forms the validator takes: a string, or a list of text parts.
@@ -122,10 +127,12 @@ class ChatMessageIn(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = STRICT
     include_usage: bool = False
 
 
 class PonderExtensions(BaseModel):
+    model_config = STRICT
     """ponder's own fields, sent by the `openai` client through `extra_body`: a chat request with
     either one searches (`server.serving_search`); typed here so /docs shows every knob and a bad
     one is a 400 naming it (`search.beam_width`) before any handler runs."""
@@ -142,7 +149,7 @@ class PonderExtensions(BaseModel):
 class SamplingRequest(PonderExtensions):
     """Fields shared by chat and completions; `None` means "the OpenAI default"."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)

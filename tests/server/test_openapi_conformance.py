@@ -38,6 +38,7 @@ SERVER_FLAGS: dict[str, object] = {
     "--max-tokens": 16,
     "--max-n": 2,
     "--request-timeout-s": 10,
+    "--search-max-budget-tokens": 128,  # a search within the timeout even on a busy machine
 }
 
 
