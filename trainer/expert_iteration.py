@@ -1,15 +1,19 @@
 """Expert iteration (ReST-EM / STaR): fine-tune the policy on the best paths search found.
 
-Only sound replies count: verified, and with every step right (`Task.is_sound`). A right
-answer line after wrong steps is common for the bundled policy (about half its verified greedy
-replies), and cloning it would teach the wrong steps. Replies are de-duplicated per problem and
-capped per problem, so problems that are easy (many distinct wins) do not drown the hard ones.
+Only sound replies are cloned: verified, and with every step right (`Task.is_sound`). A right
+answer line after wrong steps is common for the bundled policy (about half its verified
+replies), and cloning it would teach the wrong steps; where the task can rewrite such a reply
+soundly (`TrainableTask.sound_rewrite`: Countdown's solver writes the steps of the verified
+expression), the rewrite is kept instead, so the route search found is still learned. On round
+1's collection that is 806 problems with a sound path instead of 388. Replies are de-duplicated
+per problem and capped per problem, so problems that are easy (many distinct wins) do not drown
+the hard ones.
 Training continues the served version's weights (`trainer.fine_tune`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from trainer.fine_tune import FineTune
@@ -28,12 +32,24 @@ class ExpertIteration:
     fine_tune: FineTune = FineTune()
 
 
-def best_paths(solved: Iterable[Solved], max_per_problem: int) -> list[tuple[str, str]]:
-    """(user message, reply) pairs: per problem its distinct sound replies, fewest steps first."""
+Rewrite = Callable[[str, str], str | None]
+"""(message, verified reply) -> a sound reply with the same answer, or None."""
+
+
+def best_paths(
+    solved: Iterable[Solved], max_per_problem: int, rewrite: Rewrite | None = None
+) -> list[tuple[str, str]]:
+    """(user message, reply) pairs: per problem its distinct sound replies (with the sound
+    rewrites of its other verified ones), fewest steps first."""
     by_message: dict[str, set[str]] = {}
     for problem in solved:
         kept = by_message.setdefault(problem.message, set())
-        kept.update(r.text for r in problem.replies if r.is_sound)
+        for reply in problem.replies:
+            text = reply.text if reply.is_sound else None
+            if text is None and reply.is_verified and rewrite is not None:
+                text = rewrite(problem.message, reply.text)
+            if text is not None:
+                kept.add(text)
     pairs: list[tuple[str, str]] = []
     for message, replies in by_message.items():
         ranked = sorted(replies, key=lambda text: (text.count("\n"), text))

@@ -117,7 +117,7 @@ async def stage_collect(ctx: RoundContext) -> dict[str, Any]:
 
 async def stage_expert_iteration(ctx: RoundContext) -> dict[str, Any]:
     expert = ctx.settings.expert
-    pairs = best_paths(ctx.solved(), expert.max_per_problem)
+    pairs = best_paths(ctx.solved(), expert.max_per_problem, ctx.task.sound_rewrite)
     num_replay = round(expert.replay * len(pairs))
     replay = ctx.task.reference_pairs(REPLAY_SEED_OFFSET + int(ctx.state.body["seed"]), num_replay)
     summary = fine_tune_causal_lm(

@@ -77,6 +77,18 @@ class CountdownTask:
             return False
         return first_error_index(label_steps(parse_prompt(message), reply)) is None
 
+    def sound_rewrite(self, message: str, reply: str) -> str | None:
+        """The solver's steps for the reply's answer expression (one route builds it)."""
+        answer = split_reply(reply).answer_line
+        if answer is None or not self.verify(message, reply):
+            return None
+        expression = answer[len(ANSWER_PREFIX) :].replace(" ", "")
+        problem = parse_prompt(message)
+        for route in solve_routes(problem.numbers, problem.target):
+            if route.expression == expression:
+                return format_reply(route)
+        return None
+
     def reference_pairs(self, seed: int, num_problems: int) -> list[tuple[str, str]]:
         """One solver route per problem, chosen at random (the bundled policy's training data)."""
         rng = random.Random(seed)

@@ -68,6 +68,14 @@ class TrainableTask(Task, Protocol):
         its searches so that a short fine-tune does not drift from it ([] where there is none)."""
         ...
 
+    def sound_rewrite(self, message: str, reply: str) -> str | None:
+        """A sound reply that reaches `reply`'s verified answer, where the task can write one.
+
+        Search often finds a right answer whose steps hold a slip (about half the bundled
+        policy's verified replies); the route is worth learning, the slip is not. None where
+        `reply` is not verified or the task cannot rewrite its steps."""
+        ...
+
 
 def split_on(reply: str, step_end: str) -> list[str]:
     """The non-blank pieces of `reply` between `step_end`s, without their surrounding newlines."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rewards.tasks import get_task
+from rewards.tasks import get_trainable_task
 from trainer.dpo import sibling_pairs
 from trainer.expert_iteration import best_paths
 from trainer.learn import parse_every
@@ -39,6 +39,21 @@ def test_best_paths_keep_sound_replies_only_deduplicated_and_capped() -> None:
         [(MESSAGE, "\n".join(GOOD_A)), (MESSAGE, "\n".join(GOOD_B))]
     )
     assert len(best_paths(problems, max_per_problem=1)) == 1
+
+
+SOLVER_ROUTE = ["42-20=22 (51,84,22)", "84-51=33 (22,33)", "33-22=11 (11)", "answer: ((84-51)-(42-20))"]
+
+
+def test_best_paths_keep_the_route_of_a_verified_reply_with_a_slip_in_its_steps() -> None:
+    slip = reply(SOLVER_ROUTE[:1] + ["84-51=133 (22,33)"] + SOLVER_ROUTE[2:], verified=True, sound=False)
+    wrong = reply(BAD, verified=False, sound=False)
+    task = get_trainable_task("countdown")
+    assert task.verify(MESSAGE, slip.text) and not task.is_sound(MESSAGE, slip.text)
+    assert best_paths([solved(slip, wrong)], 5) == []
+    rewritten = best_paths([solved(slip, wrong)], 5, task.sound_rewrite)
+    assert rewritten == [(MESSAGE, "\n".join(SOLVER_ROUTE))]
+    assert task.is_sound(MESSAGE, rewritten[0][1])
+    assert task.sound_rewrite(MESSAGE, wrong.text) is None
 
 
 def test_sibling_pairs_split_after_the_shared_steps() -> None:
@@ -109,10 +124,10 @@ def test_traced_problems_come_back_graded_by_the_task(tmp_path: Path) -> None:
     store.save(record("smollm2-135m-instruct", MESSAGE, 100.0))
     store.save(record("countdown", "What is 2+2?", 100.0))
     store.close()
-    [problem] = traced_problems(tmp_path / "traces.sqlite3", "countdown", 50.0, get_task("countdown"))
+    [problem] = traced_problems(tmp_path / "traces.sqlite3", "countdown", 50.0, get_trainable_task("countdown"))
     assert problem.source.startswith("trace:") and not problem.is_answer_verified
     assert [(r.is_verified, r.is_sound) for r in problem.replies] == [(True, True), (False, False)]
-    assert traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_task("countdown")) == []
+    assert traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_trainable_task("countdown")) == []
 
 
 def test_redo_from_reruns_a_stage_and_the_later_ones_on_the_same_data(tmp_path: Path) -> None:
