@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from trainer.fine_tune import FineTune
 from trainer.selfplay import Solved
@@ -30,6 +31,9 @@ class ExpertIteration:
     fine-tune reached 0.150 at lr 5e-5 and fell to 0.114 on dev at 2e-4; 1:1 replay at 2e-4
     reached 0.162 (+36/-22 against the parent)."""
     fine_tune: FineTune = FineTune()
+    replay_route: Literal["random", "preferred"] = "random"
+    """Which reference reply a replayed problem gets (`trainer.preferred_routes`)."""
+    replay_candidates: int = 8
 
 
 Rewrite = Callable[[str, str], str | None]

@@ -141,7 +141,12 @@ def settings_from_args(args: argparse.Namespace) -> LearnSettings:
         problems=args.problems,
         search=search,
         concurrency=args.concurrency,
-        expert=ExpertIteration(args.max_per_problem, args.replay, FineTune(epochs=args.epochs, lr=args.lr)),
+        expert=ExpertIteration(
+            args.max_per_problem,
+            args.replay,
+            FineTune(epochs=args.epochs, lr=args.lr),
+            replay_route=args.replay_route,
+        ),
         dpo=args.dpo,
         refresh_reward=not args.no_reward_refresh,
         gate=gate,
@@ -181,6 +186,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-per-problem", type=int, default=ExpertIteration.max_per_problem)
     parser.add_argument(
         "--replay", type=float, default=ExpertIteration.replay, help="reference solutions per learned example"
+    )
+    parser.add_argument(
+        "--replay-route",
+        choices=("random", "preferred"),
+        default=ExpertIteration.replay_route,
+        help="replay a random reference solution, or the one the policy finds most likely",
     )
     parser.add_argument("--epochs", type=float, default=FineTune.epochs)
     parser.add_argument("--lr", type=float, default=FineTune.lr)

@@ -23,6 +23,7 @@ from trainer.evaluate import offline_search_config
 from trainer.expert_iteration import ExpertIteration, best_paths
 from trainer.fine_tune import fine_tune_causal_lm
 from trainer.gate import GateSettings, VersionUnderTest, decide, evaluate_version
+from trainer.preferred_routes import replay_pairs
 from trainer.reward_refresh import refresh_checker
 from trainer.round_state import RoundState
 from trainer.selfplay import Collection, Solved, collect, traced_problems
@@ -119,7 +120,9 @@ async def stage_expert_iteration(ctx: RoundContext) -> dict[str, Any]:
     expert = ctx.settings.expert
     pairs = best_paths(ctx.solved(), expert.max_per_problem, ctx.task.sound_rewrite)
     num_replay = round(expert.replay * len(pairs))
-    replay = ctx.task.reference_pairs(REPLAY_SEED_OFFSET + int(ctx.state.body["seed"]), num_replay)
+    policy = ctx.parent_policy if expert.replay_route == "preferred" else None
+    seed = REPLAY_SEED_OFFSET + int(ctx.state.body["seed"])
+    replay = replay_pairs(ctx.task, seed, num_replay, policy, expert.replay_candidates)
     summary = fine_tune_causal_lm(
         ctx.parent_policy, pairs + replay, ctx.path("candidate-ei"), ctx.path("ei-runs"), expert.fine_tune
     )

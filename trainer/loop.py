@@ -72,7 +72,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", refresh=False)
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
             save_checkpoint(checkpoint, {**state, "step": step + 1, "losses": losses})

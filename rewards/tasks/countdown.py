@@ -92,8 +92,14 @@ class CountdownTask:
     def reference_pairs(self, seed: int, num_problems: int) -> list[tuple[str, str]]:
         """One solver route per problem, chosen at random (the bundled policy's training data)."""
         rng = random.Random(seed)
-        pairs: list[tuple[str, str]] = []
+        references = self.reference_replies(seed, num_problems)
+        return [(message, rng.choice(replies)) for message, replies in references]
+
+    def reference_replies(self, seed: int, num_problems: int) -> list[tuple[str, list[str]]]:
+        """Every winning route of each problem, as replies, in the solver's order."""
+        replies: list[tuple[str, list[str]]] = []
         for message in self.training_messages(seed, num_problems):
             problem = parse_prompt(message)
-            pairs.append((message, format_reply(rng.choice(solve_routes(problem.numbers, problem.target)))))
-        return pairs
+            routes = solve_routes(problem.numbers, problem.target)
+            replies.append((message, [format_reply(route) for route in routes]))
+        return replies

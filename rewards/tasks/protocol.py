@@ -68,6 +68,11 @@ class TrainableTask(Task, Protocol):
         its searches so that a short fine-tune does not drift from it ([] where there is none)."""
         ...
 
+    def reference_replies(self, seed: int, num_problems: int) -> list[tuple[str, list[str]]]:
+        """(message, every reference reply) for the problems `reference_pairs` draws from, so
+        the learner can replay the one its policy prefers (`trainer.preferred_routes`)."""
+        ...
+
     def sound_rewrite(self, message: str, reply: str) -> str | None:
         """A sound reply that reaches `reply`'s verified answer, where the task can write one.
 

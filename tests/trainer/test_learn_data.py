@@ -124,10 +124,14 @@ def test_traced_problems_come_back_graded_by_the_task(tmp_path: Path) -> None:
     store.save(record("smollm2-135m-instruct", MESSAGE, 100.0))
     store.save(record("countdown", "What is 2+2?", 100.0))
     store.close()
-    [problem] = traced_problems(tmp_path / "traces.sqlite3", "countdown", 50.0, get_trainable_task("countdown"))
+    [problem] = traced_problems(
+        tmp_path / "traces.sqlite3", "countdown", 50.0, get_trainable_task("countdown")
+    )
     assert problem.source.startswith("trace:") and not problem.is_answer_verified
     assert [(r.is_verified, r.is_sound) for r in problem.replies] == [(True, True), (False, False)]
-    assert traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_trainable_task("countdown")) == []
+    assert (
+        traced_problems(tmp_path / "absent.sqlite3", "countdown", 0.0, get_trainable_task("countdown")) == []
+    )
 
 
 def test_redo_from_reruns_a_stage_and_the_later_ones_on_the_same_data(tmp_path: Path) -> None:
