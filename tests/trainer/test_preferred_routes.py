@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
 from engine.models import resolve_model_dir
 from rewards.tasks import get_trainable_task
@@ -20,7 +20,7 @@ NONSENSE = "9*9=1 (51,84,1)\n1+1=7 (84,7)\n7/7=11 (11)\nanswer: ((9*9)+1)"
 
 
 @pytest.fixture(scope="module")
-def policy() -> tuple[LlamaForCausalLM, AutoTokenizer]:
+def policy() -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
     folder = resolve_model_dir("countdown")
     model = LlamaForCausalLM.from_pretrained(folder, use_safetensors=True).eval()
     return model, AutoTokenizer.from_pretrained(folder)
