@@ -3,11 +3,16 @@
 Each loop iteration is one engine step, taken as one turn at the process's fair compute lock: it
 admits waiting groups (matching the radix cache, so only what it lacks is prefilled), spends one
 chunk's worth of prefill (`engine.prefill`, round-robin over the prompts being prefilled), then
-runs one decode step for every live sequence of every request in a single forward pass
-(continuous batching). A long prompt thus costs a chunk per step, never a whole prompt, and short
-requests of this model and of the others proceed between its chunks. Finished sequences leave the
-batch and their KV goes into the radix cache, so a later request that extends them (the next
-reasoning step of a search) computes only new tokens.
+runs one decode step for every live sequence of every request (continuous batching). A long
+prompt thus costs a chunk per step, never a whole prompt, and short requests of this model and of
+the others proceed between its chunks. Finished sequences leave the batch and their KV goes into
+the radix cache, so a later request that extends them (the next reasoning step of a search)
+computes only new tokens.
+
+Live sequences are decoded in lanes (`engine.lanes`): one left-padded batch per band of context
+length, one forward pass per lane. In one padded batch every row costs the longest row's width,
+so a single 8k-token prompt among sixteen 40-token chats made each of their decode steps (and
+each admission, which re-pads the batch) as dear as sixteen 8k-token rows.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
-from engine.kv_batch import PaddedKVBatch
+from engine.lanes import Lane, Lanes
 from engine.options import PREFILL_CHUNK_TOKENS
 from engine.outputs import OutputProcessor
 from engine.prefill import PrefillJob, advance, start_prefill
@@ -59,8 +64,7 @@ class BatchWorker(threading.Thread):
         self.inbox: queue.Queue[tuple[str, object]] = queue.Queue()
         self.pending: deque[GroupState] = deque()
         self.prefilling: deque[PrefillJob] = deque()  # admitted; the head gets the next chunk
-        self.running: list[SequenceState] = []
-        self.batch = PaddedKVBatch(model.config)
+        self.lanes = Lanes(model.config)
         self.counters = _Counters()
         self.stats = CacheStats(capacity_bytes=cache.capacity_bytes if cache else 0)
         self._stopping = False
@@ -75,6 +79,11 @@ class BatchWorker(threading.Thread):
 
     def stop(self) -> None:
         self.inbox.put(("stop", None))
+
+    @property
+    def running(self) -> list[SequenceState]:
+        """Every live sequence, lane by lane."""
+        return self.lanes.sequences()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -216,8 +225,7 @@ class BatchWorker(threading.Thread):
             group.num_unfinished = 0
             self._release_group(group)
             return
-        self.batch.add_rows([kv] * len(seqs))
-        self.running.extend(seqs)
+        self.lanes.add(seqs, kv)
         rows = logits.unsqueeze(0).expand(len(seqs), -1)
         for seq, sampled in zip(seqs, self._sample(rows, seqs), strict=True):
             self.outputs.append(seq, sampled)
@@ -225,20 +233,23 @@ class BatchWorker(threading.Thread):
     # --- decode ------------------------------------------------------------------------------
 
     def _decode_step(self) -> None:
-        ids = torch.tensor([[seq.token_ids[-1]] for seq in self.running])
-        positions = torch.tensor([[len(seq.token_ids) - 1] for seq in self.running])
-        mask = self.batch.attention_mask(extra=1)
+        for lane in self.lanes.live():
+            self._decode_lane(lane)
+        self._retire_finished()
+
+    def _decode_lane(self, lane: Lane) -> None:
+        ids = torch.tensor([[seq.token_ids[-1]] for seq in lane.running])
+        positions = torch.tensor([[len(seq.token_ids) - 1] for seq in lane.running])
         out = self.model(
             input_ids=ids,
-            past_key_values=self.batch.cache,
-            attention_mask=mask,
+            past_key_values=lane.batch.cache,
+            attention_mask=lane.batch.attention_mask(extra=1),
             position_ids=positions,
             use_cache=True,
         )
-        self.batch.grow()
-        for seq, sampled in zip(self.running, self._sample(out.logits[:, -1], self.running), strict=True):
+        lane.batch.grow()
+        for seq, sampled in zip(lane.running, self._sample(out.logits[:, -1], lane.running), strict=True):
             self.outputs.append(seq, sampled)
-        self._retire_finished()
 
     def _sample(self, logits: torch.Tensor, seqs: list[SequenceState]) -> list[Sampled]:
         gens = [seq.generator for seq in seqs]
@@ -247,20 +258,24 @@ class BatchWorker(threading.Thread):
     # --- leaving the batch -------------------------------------------------------------------
 
     def _retire_finished(self) -> None:
+        for lane in self.lanes.live():
+            self._retire_from(lane)
+        self.lanes.drop_empty()
+
+    def _retire_from(self, lane: Lane) -> None:
         keep: list[int] = []
-        for row, seq in enumerate(self.running):
+        for row, seq in enumerate(lane.running):
             if seq.finish_reason is None:
                 keep.append(row)
                 continue
             if self.cache is not None and seq.finish_reason != "abort":
-                length = self.batch.lengths[row]
-                self.cache.insert(seq.token_ids[:length], self.batch.row_kv(row), _namespace(seq.group))
+                length = lane.batch.lengths[row]
+                self.cache.insert(seq.token_ids[:length], lane.batch.row_kv(row), _namespace(seq.group))
             seq.group.num_unfinished -= 1
             if seq.group.num_unfinished == 0:
                 self._release_group(seq.group)
-        if len(keep) != len(self.running):
-            self.batch.keep_rows(keep)
-            self.running = [self.running[r] for r in keep]
+        if len(keep) != len(lane.running):
+            lane.keep(keep)
             if self.cache is not None:
                 self.cache.evict_to_capacity()
 
@@ -272,8 +287,8 @@ class BatchWorker(threading.Thread):
     def _fail_all(self, exc: BaseException) -> None:
         groups = {id(s.group): s.group for s in self.running} | {id(g): g for g in self.pending}
         groups |= {id(job.group): job.group for job in self.prefilling}
-        self.running, self.pending, self.prefilling = [], deque(), deque()
-        self.batch = PaddedKVBatch(self.model.config)
+        self.pending, self.prefilling = deque(), deque()
+        self.lanes = Lanes(self.model.config)
         for group in groups.values():
             self._release_group(group)
             self.outputs.emit(group, EngineEvent(error=exc))
