@@ -38,10 +38,11 @@ class PaddedKVBatch:
             mask[row, width - length - extra :] = 1
         return mask
 
-    def row_kv(self, row: int) -> torch.Tensor:
-        """(L, 2, H, lengths[row], D): one row's KV without padding."""
+    def row_kv(self, row: int, first_token: int = 0) -> torch.Tensor:
+        """(L, 2, H, lengths[row] - first_token, D): one row's KV without padding, from its
+        `first_token`-th token (a row leaving the batch copies out only what the cache lacks)."""
         assert self.cache is not None
-        start = self.width - self.lengths[row]
+        start = self.width - self.lengths[row] + first_token
         per_layer = [layer_kv(self.cache, i) for i in range(len(self.cache.layers))]
         return torch.stack([torch.stack((k[row, :, start:], v[row, :, start:])) for k, v in per_layer])
 

@@ -98,24 +98,33 @@ class RadixCache:
     # --- mutations ---------------------------------------------------------------------------
 
     def insert(
-        self, token_ids: Sequence[int], kv: torch.Tensor, namespace: str = SHARED_NAMESPACE
+        self,
+        token_ids: Sequence[int],
+        kv: torch.Tensor,
+        namespace: str = SHARED_NAMESPACE,
+        kv_from: int = 0,
     ) -> RadixNode:
-        """Cache `kv` (covering exactly `token_ids`) in `namespace`; returns the node that ends
-        at the last token.
+        """Cache `kv` (covering `token_ids[kv_from:]`) in `namespace`; returns the node that
+        ends at the last token.
 
         Tokens already cached keep their existing KV; only the new suffix is stored (as a copy,
-        so the caller's tensor can be freed).
+        so the caller's tensor can be freed). A caller that knows the first `kv_from` tokens are
+        cached (`cached_length`) passes only the KV after them: a long prompt's sequence then
+        never copies out the prompt's KV again.
         """
-        if kv.shape[TOKEN_DIM] != len(token_ids):
-            raise ValueError(f"kv covers {kv.shape[TOKEN_DIM]} tokens, token_ids has {len(token_ids)}")
+        if kv.shape[TOKEN_DIM] != len(token_ids) - kv_from:
+            expected = len(token_ids) - kv_from
+            raise ValueError(f"kv covers {kv.shape[TOKEN_DIM]} tokens, token_ids[{kv_from}:] has {expected}")
         self._roots.setdefault(namespace, _new_root())
         match = self.match_prefix(token_ids, namespace)
         if match.num_tokens == len(token_ids):
             return match.node
+        if match.num_tokens < kv_from:
+            raise ValueError(f"only {match.num_tokens} tokens are cached, kv starts at {kv_from}")
         suffix = tuple(token_ids[match.num_tokens :])
         node = RadixNode(
             tokens=suffix,
-            kv=kv[:, :, :, match.num_tokens :, :].clone(),
+            kv=kv[:, :, :, match.num_tokens - kv_from :, :].clone(),
             parent=match.node,
             last_access=next(self._clock),
         )

@@ -269,8 +269,11 @@ class BatchWorker(threading.Thread):
                 keep.append(row)
                 continue
             if self.cache is not None and seq.finish_reason != "abort":
-                length = lane.batch.lengths[row]
-                self.cache.insert(seq.token_ids[:length], lane.batch.row_kv(row), _namespace(seq.group))
+                tokens, namespace = seq.token_ids[: lane.batch.lengths[row]], _namespace(seq.group)
+                cached = self.cache.match_prefix(tokens, namespace).num_tokens
+                if cached < len(tokens):
+                    kv = lane.batch.row_kv(row, first_token=cached)
+                    self.cache.insert(tokens, kv, namespace, kv_from=cached)
             seq.group.num_unfinished -= 1
             if seq.group.num_unfinished == 0:
                 self._release_group(seq.group)
