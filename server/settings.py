@@ -67,7 +67,7 @@ class ServerSettings(BaseSettings):
         "task, aggregate (see models/bundled.toml)",
     )
     cache_capacity_mb: int = Field(512, ge=1, description="prefix-cache size per model (MiB)")
-    max_batch_size: int = Field(64, ge=1, description="sequences decoded together per forward pass")
+    max_batch_size: int = Field(128, ge=1, description="sequences decoded together per forward pass")
     num_threads: int | None = Field(None, ge=1, description="torch threads per engine; unset: torch default")
     vllm_block_size: int = Field(
         16, ge=1, description="vLLM KV block (tokens); prefixes reuse whole blocks: keep it near a step"
