@@ -23,6 +23,7 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.server import HANDLED_SIGNALS
 
+from engine.memory import fix_mmap_threshold
 from server.app import create_app
 from server.limits import AdmissionGate
 from server.settings import ServerSettings
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"invalid settings:\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    fix_mmap_threshold()  # before any weights or KV are allocated
     server_box: list[uvicorn.Server] = []
 
     def stop_server() -> None:
