@@ -122,6 +122,9 @@ def resolve_search(
     base = with_overrides(base, {k: v for k, v in recommended.items() if v is not None})
     request = parse_search_request(search or {})
     overrides = {**(request_params or {}), **request.model_dump(exclude_none=True)}
+    task = TASKS.get(str(overrides.get("task", base.task)))
+    if task is not None:  # an unknown task fails below, naming it
+        base = with_overrides(base, {"max_step_tokens": task.step_tokens})
     if isinstance(overrides.get("prm"), str):
         overrides["prm_model"] = overrides["prm"]
         overrides["prm"] = True

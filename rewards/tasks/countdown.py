@@ -30,6 +30,7 @@ class CountdownTask:
 
     name: str = "countdown"
     step_end: str = LINE_END
+    step_tokens: int = 48  # a step line is about 20 tokens
     num_dev_excluded: int = 1000
     """Training problems never coincide with the first this-many dev problems."""
 

@@ -19,6 +19,7 @@ class MathTask:
 
     name: str = "math"
     step_end: str = PARAGRAPH_END
+    step_tokens: int = 128  # a paragraph of working
 
     def split_steps(self, reply: str) -> list[str]:
         return split_on(reply, self.step_end)

@@ -26,6 +26,7 @@ class PlainTask:
 
     name: str = "plain"
     step_end: str = PARAGRAPH_END
+    step_tokens: int = 128  # a paragraph of prose
 
     def split_steps(self, reply: str) -> list[str]:
         return split_on(reply, self.step_end)

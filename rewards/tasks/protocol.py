@@ -28,6 +28,12 @@ class Task(Protocol):
         """The text that ends one step: the stop string a step expansion samples up to."""
         ...
 
+    @property
+    def step_tokens(self) -> int:
+        """Tokens a step of this task may take when a search does not say (`max_step_tokens`):
+        enough for a whole step, since a step cut short is scored as if it were whole."""
+        ...
+
     def split_steps(self, reply: str) -> list[str]:
         """A whole reply's steps, as a step expansion would have produced them."""
         ...

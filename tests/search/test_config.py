@@ -69,6 +69,14 @@ def test_recommended_temperature_and_aggregate_apply_unless_the_request_sets_the
     assert (asked.temperature, asked.aggregate) == (1.0, "last")
 
 
+def test_steps_may_run_as_long_as_the_task_needs_unless_the_request_says():
+    countdown, math = ModelDefaults(task="countdown"), ModelDefaults(task="math")
+    assert resolve_search({}, None, LIMITS, countdown).max_step_tokens == 48  # a line
+    assert resolve_search({}, None, LIMITS, math).max_step_tokens == 128  # a paragraph
+    assert resolve_search({"task": "plain"}, None, LIMITS, countdown).max_step_tokens == 128
+    assert resolve_search({"max_step_tokens": 20}, None, LIMITS, math).max_step_tokens == 20
+
+
 @pytest.mark.parametrize(("strategy", "knob"), [("best_of_n", "n"), ("mcts", "simulations")])
 def test_unset_widths_grow_with_the_budget(strategy, knob):
     small, large = (sized({"strategy": strategy, "budget_tokens": b}, reply_tokens=64) for b in (1024, 2048))
