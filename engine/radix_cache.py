@@ -15,7 +15,7 @@ The tree is single-threaded by design: only the engine's worker thread touches i
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -98,36 +98,38 @@ class RadixCache:
     # --- mutations ---------------------------------------------------------------------------
 
     def insert(
-        self,
-        token_ids: Sequence[int],
-        kv: torch.Tensor,
-        namespace: str = SHARED_NAMESPACE,
-        kv_from: int = 0,
+        self, token_ids: Sequence[int], kv: torch.Tensor, namespace: str = SHARED_NAMESPACE
     ) -> RadixNode:
-        """Cache `kv` (covering `token_ids[kv_from:]`) in `namespace`; returns the node that
-        ends at the last token.
+        """Cache `kv` (covering exactly `token_ids`) in `namespace`; returns the node that ends
+        at the last token.
 
         Tokens already cached keep their existing KV; only the new suffix is stored (as a copy,
-        so the caller's tensor can be freed). A caller that knows the first `kv_from` tokens are
-        cached (`cached_length`) passes only the KV after them: a long prompt's sequence then
-        never copies out the prompt's KV again.
+        so the caller's tensor can be freed).
         """
-        if kv.shape[TOKEN_DIM] != len(token_ids) - kv_from:
-            expected = len(token_ids) - kv_from
-            raise ValueError(f"kv covers {kv.shape[TOKEN_DIM]} tokens, token_ids[{kv_from}:] has {expected}")
+        if kv.shape[TOKEN_DIM] != len(token_ids):
+            raise ValueError(f"kv covers {kv.shape[TOKEN_DIM]} tokens, token_ids has {len(token_ids)}")
+        return self.insert_new(token_ids, lambda start: kv[:, :, :, start:, :], namespace)
+
+    def insert_new(
+        self,
+        token_ids: Sequence[int],
+        kv_after: Callable[[int], torch.Tensor],
+        namespace: str = SHARED_NAMESPACE,
+    ) -> RadixNode:
+        """`insert`, asking `kv_after(k)` for the KV of `token_ids[k:]` only once the first `k`
+        tokens are found cached (and not at all when every token is): a sequence that extends a
+        long cached prompt by a few tokens then copies out those few, not the prompt again."""
         self._roots.setdefault(namespace, _new_root())
         match = self.match_prefix(token_ids, namespace)
         if match.num_tokens == len(token_ids):
             return match.node
-        if match.num_tokens < kv_from:
-            raise ValueError(f"only {match.num_tokens} tokens are cached, kv starts at {kv_from}")
         suffix = tuple(token_ids[match.num_tokens :])
-        node = RadixNode(
-            tokens=suffix,
-            kv=kv[:, :, :, match.num_tokens - kv_from :, :].clone(),
-            parent=match.node,
-            last_access=next(self._clock),
-        )
+        kv = kv_after(match.num_tokens)
+        if kv.shape[TOKEN_DIM] != len(suffix):
+            raise ValueError(
+                f"kv_after({match.num_tokens}) covers {kv.shape[TOKEN_DIM]} tokens, not {len(suffix)}"
+            )
+        node = RadixNode(tokens=suffix, kv=kv.clone(), parent=match.node, last_access=next(self._clock))
         match.node.children[suffix[0]] = node
         self.num_nodes += 1
         self.num_tokens += len(suffix)

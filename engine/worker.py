@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from transformers import PreTrainedModel
@@ -269,11 +270,9 @@ class BatchWorker(threading.Thread):
                 keep.append(row)
                 continue
             if self.cache is not None and seq.finish_reason != "abort":
-                tokens, namespace = seq.token_ids[: lane.batch.lengths[row]], _namespace(seq.group)
-                cached = self.cache.match_prefix(tokens, namespace).num_tokens
-                if cached < len(tokens):
-                    kv = lane.batch.row_kv(row, first_token=cached)
-                    self.cache.insert(tokens, kv, namespace, kv_from=cached)
+                tokens = seq.token_ids[: lane.batch.lengths[row]]
+                kv_after = partial(lane.batch.row_kv, row)  # (first_token): only what is new
+                self.cache.insert_new(tokens, kv_after, _namespace(seq.group))
             seq.group.num_unfinished -= 1
             if seq.group.num_unfinished == 0:
                 self._release_group(seq.group)

@@ -59,15 +59,22 @@ def test_insert_rejects_kv_of_the_wrong_length():
         RadixCache(10**6).insert([1, 2], kv_for([1]))
 
 
-def test_insert_takes_only_the_kv_after_a_cached_prefix():
+def test_insert_new_asks_only_for_the_kv_after_the_cached_prefix():
     cache = RadixCache(10**6)
     cache.insert([1, 2, 3], kv_for([1, 2, 3]))
-    node = cache.insert([1, 2, 3, 4, 5], kv_for([3, 4, 5]), kv_from=2)  # token 3's KV given again
+    asked: list[int] = []
+
+    def kv_after(start: int) -> torch.Tensor:
+        asked.append(start)
+        return kv_for([1, 2, 3, 4, 5])[:, :, :, start:]
+
+    node = cache.insert_new([1, 2, 3, 4, 5], kv_after)
     kv = cache.gather_kv(node)
     assert kv is not None and kv[0, 0, 0, :, 0].tolist() == [1, 2, 3, 4, 5]
-    assert cache.num_tokens == 5
-    with pytest.raises(ValueError, match="only 4 tokens are cached"):
-        cache.insert([1, 2, 3, 4, 6, 7], kv_for([7]), kv_from=5)
+    assert asked == [3] and cache.num_tokens == 5
+    assert cache.insert_new([1, 2, 3, 4], kv_after) is not None and asked == [3]  # all cached: no call
+    with pytest.raises(ValueError, match="covers"):
+        cache.insert_new([1, 2, 3, 4, 5, 6], lambda start: kv_for([9, 9]))
 
 
 def test_locked_path_survives_eviction_and_lru_goes_first():
