@@ -132,10 +132,11 @@ class StreamOptions(BaseModel):
 
 
 class PonderExtensions(BaseModel):
-    model_config = STRICT
     """ponder's own fields, sent by the `openai` client through `extra_body`: a chat request with
     either one searches (`server.serving_search`); typed here so /docs shows every knob and a bad
     one is a 400 naming it (`search.beam_width`) before any handler runs."""
+
+    model_config = STRICT
 
     search: SearchRequest | None = Field(
         default=None, description="Search before answering: the strategy, its budget and its knobs."
