@@ -34,7 +34,7 @@ from rewards.countdown.steps import format_reply
 from rewards.countdown.verifier import first_error_index, label_steps
 from rewards.tasks import get_trainable_task
 from trainer.generation import Sampling, continue_texts, reply_prefix
-from trainer.policy import IGNORE_INDEX, collate
+from trainer.policy import IGNORE_INDEX, collate, next_token_log_probs
 from trainer.policy_data import encode_pairs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "policy_failures.json"
@@ -67,10 +67,10 @@ def result_digits(
     """(accuracy, mean NLL) of the next-token prediction on every step result's digits."""
     examples = encode_pairs(tokenizer, pairs)
     batch = collate(examples, np.arange(len(pairs)), int(tokenizer.pad_token_id))
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    labels, inputs = batch["labels"][:, 1:], batch["input_ids"][:, :-1]
-    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")
-    right = logits.argmax(-1) == labels
+    log_probs, labels = next_token_log_probs(model, batch)
+    inputs = batch["input_ids"][:, :-1]
+    nll = -log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+    right = log_probs.argmax(-1) == labels
     equals, space = tokenizer.convert_tokens_to_ids("="), tokenizer.convert_tokens_to_ids(" ")
     in_result = torch.zeros_like(labels, dtype=torch.bool)
     for row in range(labels.shape[0]):

@@ -87,6 +87,13 @@ def collate(examples: TokenizedExamples, indices: np.ndarray, pad_id: int) -> Ba
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def next_token_log_probs(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities (B, T-1, V) of every next token, the labels (B, T-1) they predict,
+    IGNORE_INDEX off the reply): what `causal_lm_loss` averages, per position."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return torch.log_softmax(logits[:, :-1].float(), dim=-1), batch["labels"][:, 1:]
+
+
 def causal_lm_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Mean next-token cross-entropy over labelled (reply) positions."""
     loss: torch.Tensor = model(**batch).loss

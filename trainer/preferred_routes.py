@@ -21,7 +21,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from rewards.tasks import TrainableTask
-from trainer.policy import IGNORE_INDEX, collate
+from trainer.policy import IGNORE_INDEX, collate, next_token_log_probs
 from trainer.policy_data import TokenizedExamples, encode_pairs
 
 SCORE_BATCH = 256
@@ -34,10 +34,7 @@ def reply_log_probs(model: torch.nn.Module, examples: TokenizedExamples, pad_id:
     scores = np.zeros(len(examples), dtype=np.float64)
     for start in tqdm(range(0, len(order), SCORE_BATCH), desc="score routes", mininterval=15):
         indices = order[start : start + SCORE_BATCH]
-        batch = collate(examples, indices, pad_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        labels = batch["labels"][:, 1:]  # (B, T-1)
-        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+        log_probs, labels = next_token_log_probs(model, collate(examples, indices, pad_id))
         mask = labels != IGNORE_INDEX
         picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T-1)
         scores[indices] = (picked * mask).sum(dim=1).numpy()
