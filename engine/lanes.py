@@ -52,6 +52,10 @@ class Lanes:
         lane.batch.add_rows([kv] * len(seqs))
         lane.running.extend(seqs)
 
+    def __len__(self) -> int:
+        """Live sequences over every lane (without building their list)."""
+        return sum(len(lane.running) for lane in self._lanes.values())
+
     def live(self) -> list[Lane]:
         """The lanes with sequences, narrowest first."""
         return [self._lanes[key] for key in sorted(self._lanes) if self._lanes[key].running]

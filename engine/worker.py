@@ -91,11 +91,11 @@ class BatchWorker(threading.Thread):
     def run(self) -> None:
         with torch.inference_mode():
             while not self._stopping:
-                self._drain_inbox(block=not self.running and not self.pending and not self.prefilling)
+                self._drain_inbox(block=not self.lanes and not self.pending and not self.prefilling)
                 with COMPUTE_LOCK:  # one turn per step: the other models' steps come in between
                     self._admit()
                     self._prefill_step()
-                    if self.running:
+                    if self.lanes:
                         self._step_safely()
                 self._publish_stats()
                 self.outputs.flush()
@@ -143,7 +143,7 @@ class BatchWorker(threading.Thread):
         """Start the prefill of every waiting group the batch has room for, in arrival order."""
         while self.pending:
             group = self.pending[0]
-            num_admitted = len(self.running) + sum(j.group.params.n for j in self.prefilling)
+            num_admitted = len(self.lanes) + sum(j.group.params.n for j in self.prefilling)
             if num_admitted and num_admitted + group.params.n > self.max_batch_size:
                 return
             self.pending.popleft()
@@ -308,7 +308,7 @@ class BatchWorker(threading.Thread):
             cache_bytes=cache.num_bytes if cache else 0,
             capacity_bytes=cache.capacity_bytes if cache else 0,
             generated_tokens=self.outputs.num_generated_tokens,
-            running_sequences=len(self.running),
+            running_sequences=len(self.lanes),
         )
 
 

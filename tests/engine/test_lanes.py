@@ -32,7 +32,7 @@ def test_rows_of_other_bands_are_padded_apart() -> None:
     short, long = lanes.live()
     assert short.running == ["a", "b", "c"] and short.batch.width == 30
     assert long.running == ["long"] and long.batch.width == 700
-    assert lanes.sequences() == ["a", "b", "c", "long"]
+    assert lanes.sequences() == ["a", "b", "c", "long"] and len(lanes) == 4
     long.keep([])
     lanes.drop_empty()
     assert lanes.live() == [short]
