@@ -8,7 +8,7 @@ One run measures, on the embedded engine in this process:
   batch size, nothing else (`bench.speed_raw`);
 - each strategy at each budget on held-out problems, one search at a time, PRM-guided as the
   server runs it: median seconds per problem, generated tokens/s, the mean live batch (rows per
-  decode step, counted by hooks on the engine's model), the raw rate at that batch and the
+  decode step, counted by a wrapper on the engine's decode step), the raw rate at that batch and the
   ratio, and the share of wall time in decode, prefill and PRM calls;
 - greedy decoding of one request per problem.
 Every figure carries the 1-minute load average it ran under: the machine may be shared.
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from bench.report import print_table, write_json
-from bench.speed_raw import ForwardMeter, engine_model, raw_curve
+from bench.speed_raw import ForwardMeter, engine_worker, raw_curve
 from bench.speed_stats import SearchRun, SpeedRow, summarize
 from bench.strategies import load_scorer, search_config
 from engine.embedded import EmbeddedEngine
@@ -92,14 +92,14 @@ async def measure(args: argparse.Namespace) -> tuple[dict[int, float], float, li
     await engine.start()
     prm = load_scorer(args.prm)
     messages = [format_prompt(p) for p in dev_problems(args.problems)]
-    model = engine_model(engine)
+    worker = engine_worker(engine)
     try:
         prompt_ids = engine.apply_chat_template([ChatMessage("user", messages[0])])
         curve = await asyncio.to_thread(
-            raw_curve, model, prompt_ids, args.batches, args.raw_steps, args.raw_repeats
+            raw_curve, worker, prompt_ids, args.batches, args.raw_steps, args.raw_repeats
         )
         raw_load = load_average()
-        meter = ForwardMeter(model)
+        meter = ForwardMeter(worker)
         rows = [summarize(GREEDY, COUNTDOWN_REPLY_TOKENS, await greedy_runs(engine, meter, messages), curve)]
         for strategy in args.strategies:
             for budget in args.budgets:

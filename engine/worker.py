@@ -28,6 +28,7 @@ from functools import partial
 import torch
 from transformers import PreTrainedModel
 
+from engine.fast_decode import decode_step
 from engine.lanes import Lane, Lanes
 from engine.options import PREFILL_CHUNK_TOKENS
 from engine.outputs import OutputProcessor
@@ -58,6 +59,7 @@ class BatchWorker(threading.Thread):
     ) -> None:
         super().__init__(name="ponder-engine", daemon=True)
         self.model = model
+        self.decode = decode_step(model)
         self.outputs = outputs
         self.max_batch_size = max_batch_size
         self.cache = cache
@@ -239,17 +241,12 @@ class BatchWorker(threading.Thread):
         self._retire_finished()
 
     def _decode_lane(self, lane: Lane) -> None:
-        ids = torch.tensor([[seq.token_ids[-1]] for seq in lane.running])
-        positions = torch.tensor([[len(seq.token_ids) - 1] for seq in lane.running])
-        out = self.model(
-            input_ids=ids,
-            past_key_values=lane.batch.cache,
-            attention_mask=lane.batch.attention_mask(extra=1),
-            position_ids=positions,
-            use_cache=True,
-        )
+        ids = torch.tensor([seq.token_ids[-1] for seq in lane.running])
+        positions = torch.tensor([len(seq.token_ids) - 1 for seq in lane.running])
+        assert lane.batch.cache is not None
+        logits = self.decode(ids, positions, lane.batch.cache, lane.batch.attention_mask(extra=1))
         lane.batch.grow()
-        for seq, sampled in zip(lane.running, self._sample(out.logits[:, -1], lane.running), strict=True):
+        for seq, sampled in zip(lane.running, self._sample(logits, lane.running), strict=True):
             self.outputs.append(seq, sampled)
 
     def _sample(self, logits: torch.Tensor, seqs: list[SequenceState]) -> list[Sampled]:

@@ -45,18 +45,19 @@ def test_short_requests_decode_narrow_beside_a_long_prompt(runner: EngineRunner)
     short_ids = [engine.apply_chat_template([ChatMessage("user", q)]) for q in questions]
     assert len(long_ids) > 600 and all(len(ids) < 64 for ids in short_ids)
     alone = [runner.run(engine.generate([ids], GREEDY))[0][0].token_ids for ids in short_ids]
-    widths: list[tuple[int, int]] = []  # (rows, attention width) of every decode forward
+    widths: list[tuple[int, int]] = []  # (rows, attention width) of every decode step
+    worker = engine._require_worker()
+    decode = worker.decode
 
-    def record(_module: torch.nn.Module, _args: tuple, kwargs: dict) -> None:
-        mask = kwargs.get("attention_mask")  # decode steps pass one; prefill chunks need none
-        if mask is not None and kwargs["input_ids"].shape[1] == 1:
-            widths.append(tuple(mask.shape))
+    def record(ids: torch.Tensor, positions: torch.Tensor, cache: object, mask: torch.Tensor) -> torch.Tensor:
+        widths.append(tuple(mask.shape))
+        return decode(ids, positions, cache, mask)  # type: ignore[arg-type]
 
-    hook = engine._require_worker().model.register_forward_pre_hook(record, with_kwargs=True)
+    worker.decode = record
     try:
         together = runner.run(engine.generate([long_ids, *short_ids], GREEDY))
     finally:
-        hook.remove()
+        worker.decode = decode
     assert [g[0].token_ids for g in together[1:]] == alone
     narrow = [w for w in widths if w[1] < 256]
     assert narrow and max(rows for rows, _ in narrow) == 2  # both short requests, without the long one

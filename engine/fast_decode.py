@@ -1,0 +1,159 @@
+"""One decode step (one new token per row) of a Llama-family model without transformers' layers.
+
+A search keeps few rows live (MCTS 3-5, beam 4-13), and at such batches the Countdown policy's
+decode step was mostly fixed cost, not arithmetic: in a py-spy profile of MCTS@4096 the matmuls
+were 30% of the samples, while RMSNorm, rotary embedding, mask building and module-call overhead
+took as much again. This step does the same computation in fewer, larger operations: the q/k/v
+and gate/up projections each as one matmul (their weights re-laid out as views of one tensor, so
+no memory is added and the transformers modules, which still run every prefill, read the same
+storage), `F.rms_norm`, rotary embedding applied to q and k together, and a boolean padding mask
+for `scaled_dot_product_attention`. The logits equal transformers' within float rounding
+(tests/engine/test_fast_decode.py).
+
+Other architectures (and Llama variants this step does not reproduce exactly: other activations,
+MLP or output biases) decode through the model's own forward (`ModelDecode`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import DynamicCache, PreTrainedModel
+
+FUSED_ARCHITECTURES = frozenset({"llama", "qwen2"})
+
+
+class DecodeStep(Protocol):
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits (B, V) for `ids` (B,) at `positions` (B,); appends their KV to `cache`.
+        `mask` (B, W) is 1 over each row's valid cached tokens and the new one (W = width + 1)."""
+        ...
+
+
+class ModelDecode:
+    """The model's own forward pass: right for every architecture transformers runs."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids.unsqueeze(1),
+            past_key_values=cache,
+            attention_mask=mask,
+            position_ids=positions.unsqueeze(1),
+            use_cache=True,
+        )
+        return out.logits[:, -1]
+
+
+@dataclass
+class _Layer:
+    input_norm: torch.Tensor
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    out: torch.Tensor
+    post_norm: torch.Tensor
+    gate_up: torch.Tensor
+    down: torch.Tensor
+
+
+class FusedDecode:
+    def __init__(self, model: PreTrainedModel) -> None:
+        config = model.config
+        inner: Any = model.model
+        self.num_heads = int(config.num_attention_heads)
+        self.num_kv_heads = int(getattr(config, "num_key_value_heads", None) or self.num_heads)
+        self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.num_heads)
+        self.hidden = int(config.hidden_size)
+        self.intermediate = int(config.intermediate_size)
+        self.eps = float(config.rms_norm_eps)
+        self.embed = inner.embed_tokens.weight
+        self.rotary = inner.rotary_emb
+        self.norm = inner.norm.weight
+        self.lm_head = model.lm_head.weight  # type: ignore[union-attr]
+        self.layers = [_fuse(layer) for layer in inner.layers]
+
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor
+    ) -> torch.Tensor:
+        batch, heads, kv_heads, dim = ids.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
+        h = F.embedding(ids, self.embed)  # (B, hidden)
+        cos, sin = self.rotary(h, positions.unsqueeze(1))  # (B, 1, D) each
+        half = dim // 2
+        sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)  # rotate_half's sign, folded in
+        keep = mask.bool()[:, None, None, :]  # (B, 1, 1, W)
+        is_gqa = kv_heads != heads
+        entries: list[Any] = list(cache.layers)
+        for layer, entry in zip(self.layers, entries, strict=True):
+            x = F.rms_norm(h, (self.hidden,), layer.input_norm, self.eps)
+            qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(batch, heads + 2 * kv_heads, dim)
+            qk = qkv[:, : heads + kv_heads]
+            swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
+            qk = qk * cos + swapped * sin
+            q = qk[:, :heads].unsqueeze(2)  # (B, H, 1, D)
+            k = qk[:, heads:].unsqueeze(2)
+            v = qkv[:, heads + kv_heads :].unsqueeze(2)
+            keys, values = entry.update(k, v)
+            att = F.scaled_dot_product_attention(q, keys, values, attn_mask=keep, enable_gqa=is_gqa)
+            h = h + F.linear(att.reshape(batch, heads * dim), layer.out)
+            x = F.rms_norm(h, (self.hidden,), layer.post_norm, self.eps)
+            gate, up = F.linear(x, layer.gate_up).split(self.intermediate, dim=-1)
+            h = h + F.linear(F.silu(gate) * up, layer.down)
+        return F.linear(F.rms_norm(h, (self.hidden,), self.norm, self.eps), self.lm_head)
+
+
+def decode_step(model: PreTrainedModel) -> DecodeStep:
+    """The fused step where it reproduces the model exactly, else the model's own forward."""
+    return FusedDecode(model) if is_fusable(model) else ModelDecode(model)
+
+
+def is_fusable(model: PreTrainedModel) -> bool:
+    config = model.config
+    if getattr(config, "model_type", None) not in FUSED_ARCHITECTURES:
+        return False
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "mlp_bias", False):
+        return False
+    inner: Any = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "rotary_emb") or getattr(model, "lm_head", None) is None:
+        return False
+    attn = inner.layers[0].self_attn
+    return attn.o_proj.bias is None and getattr(model.lm_head, "bias", None) is None  # type: ignore[union-attr]
+
+
+def _fuse(layer: Any) -> _Layer:
+    attn: Any = layer.self_attn
+    mlp: Any = layer.mlp
+    qkv = _concat_in_place([attn.q_proj, attn.k_proj, attn.v_proj])
+    bias = None
+    if attn.q_proj.bias is not None:
+        bias = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]).detach()
+    return _Layer(
+        input_norm=layer.input_layernorm.weight,
+        qkv=qkv,
+        qkv_bias=bias,
+        out=attn.o_proj.weight,
+        post_norm=layer.post_attention_layernorm.weight,
+        gate_up=_concat_in_place([mlp.gate_proj, mlp.up_proj]),
+        down=mlp.down_proj.weight,
+    )
+
+
+def _concat_in_place(linears: list[nn.Linear]) -> torch.Tensor:
+    """One (sum of out_features, in) weight; each Linear's weight becomes a view into it, so the
+    fused matmul and the modules share storage (no copy kept, in-place weight updates seen by both)."""
+    fused = torch.cat([lin.weight.detach() for lin in linears])
+    start = 0
+    for lin in linears:
+        rows = lin.weight.shape[0]
+        lin.weight.data = fused[start : start + rows]
+        start += rows
+    return fused
