@@ -24,13 +24,13 @@ def keep_threads():  # type: ignore[no-untyped-def]
 def test_every_cell_is_run_with_both_decode_steps(tmp_path: Path) -> None:
     out = tmp_path / "paired.json"
     main(
-        ["--problems", "2", "--budgets", "160", "--strategies", "best_of_n", "--batches", "2"]
+        ["--problems", "1", "--budgets", "120", "--strategies", "best_of_n", "--batches", "2"]
         + ["--raw-steps", "2", "--threads", "1", "--out", str(out)]
     )
     cells = {c["request"]: c for c in json.loads(out.read_text())["cells"]}
-    assert set(cells) == {"raw batch 2", "best_of_n@160"}
-    search = cells["best_of_n@160"]
-    assert search["num_problems"] == 2
+    assert set(cells) == {"raw batch 2", "best_of_n@120"}
+    search = cells["best_of_n@120"]
+    assert search["num_problems"] == 1
     assert search["fused_median_s"] > 0 and search["model_median_s"] > 0
     assert search["fused_tokens_per_s"] > 0 and search["model_tokens_per_s"] > 0
     raw = cells["raw batch 2"]
