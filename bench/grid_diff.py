@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 from bench.report import print_table, write_json
@@ -26,12 +25,8 @@ SAME_PROBLEMS_KEYS = ("model", "task", "problem_seed", "num_problems", "scorer")
 def load_cells(path: Path) -> tuple[dict[str, object], dict[tuple[str, int], Cell]]:
     """The run's description and its cells by (strategy, budget)."""
     payload = json.loads(path.read_text())
-    names = {f.name for f in fields(Cell)}
-    cells = {}
-    for raw in payload["cells"]:
-        cell = Cell(**{k: v for k, v in raw.items() if k in names} | {"solved": tuple(raw["solved"])})
-        cells[(cell.strategy, cell.budget_tokens)] = cell
-    return {k: payload.get(k) for k in SAME_PROBLEMS_KEYS}, cells
+    cells = [Cell.from_json(raw) for raw in payload["cells"]]
+    return {k: payload.get(k) for k in SAME_PROBLEMS_KEYS}, {(c.strategy, c.budget_tokens): c for c in cells}
 
 
 def diff_rows(

@@ -30,7 +30,7 @@ def load_cells(evals: Path, version: VersionUnderTest) -> dict[str, Cell] | None
     if not path.is_file():
         return None
     raw = json.loads(path.read_text())
-    return {name: Cell(**{**c, "solved": tuple(c["solved"])}) for name, c in raw["cells"].items()}
+    return {name: Cell.from_json(c) for name, c in raw["cells"].items()}
 
 
 def rounds_of(args: argparse.Namespace) -> list[tuple[str, RoundState | None, VersionUnderTest]]:
@@ -119,9 +119,7 @@ def plot(payload: list[dict[str, Any]], settings: list[str], path: Path) -> None
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = list(range(len(payload)))
     for setting in settings:
-        cells = [
-            Cell(**{**p["cells"][setting], "solved": tuple(p["cells"][setting]["solved"])}) for p in payload
-        ]
+        cells = [Cell.from_json(p["cells"][setting]) for p in payload]
         ys = [c.accuracy for c in cells]
         ax.errorbar(xs, ys, yerr=[c.standard_error for c in cells], marker="o", capsize=3, label=setting)
         for x, y in zip(xs, ys, strict=True):

@@ -259,7 +259,7 @@ def merged_cells(args: argparse.Namespace, fresh: list[Cell], scorer: str) -> li
     """`fresh` in place of the same strategies' cells in the JSON at `args.out`; the file must
     describe the same model, problems, budgets and scorer, or the cells would not compare."""
     old = json.loads(args.out.read_text())
-    kept = [Cell(**{**c, "solved": tuple(c["solved"])}) for c in old["cells"]]
+    kept = [Cell.from_json(c) for c in old["cells"]]
     before = {"model": POLICY, "task": "countdown"} | {k: v for k, v in old.items() if k != "cells"}
     if before != describe(args, scorer) or {c.budget_tokens for c in kept} != set(args.budgets):
         raise SystemExit(f"--update: {args.out} holds another problem set, scorer or budgets")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
@@ -45,6 +46,11 @@ class Cell:
     num_past_deadline: int = 0
     """Searches that ran out of `max_seconds` before their budget: on a loaded machine these
     answer early (or not at all), so the cell then measures the machine, not the strategy."""
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Cell:
+        """A cell as `dataclasses.asdict` wrote it to JSON (where `solved` became a list)."""
+        return cls(**{**raw, "solved": tuple(raw["solved"])})
 
     @property
     def standard_error(self) -> float:

@@ -103,7 +103,7 @@ async def evaluate_version(
     if cache.is_file():
         raw = json.loads(cache.read_text())
         if raw["settings"] == wanted:
-            return {name: Cell(**{**c, "solved": tuple(c["solved"])}) for name, c in raw["cells"].items()}
+            return {name: Cell.from_json(c) for name, c in raw["cells"].items()}
     engine = EmbeddedEngine(model_id, EngineOptions(num_threads=settings.threads), model_dir=version.policy)
     await engine.start()
     prm = None if version.prm is None else PrmScorer(load_prm(version.prm))
