@@ -24,9 +24,10 @@ import torch
 from bench.report import print_table, write_json
 from bench.speed import POLICY, load_average, search_runs
 from bench.speed_raw import ForwardMeter, engine_worker, raw_decode_rate
+from bench.speed_stats import SearchRun
 from bench.strategies import load_scorer
 from engine.embedded import EmbeddedEngine
-from engine.fast_decode import DecodeStep, FusedDecode, ModelDecode, is_fusable
+from engine.fast_decode import DecodeStep, FusedDecode, ModelDecode
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage
 from engine.worker import BatchWorker
@@ -46,18 +47,21 @@ class PairedCell:
 
 
 def decoders(worker: BatchWorker) -> dict[str, DecodeStep]:
-    if not is_fusable(worker.model):
+    """The worker's own fused step, and the model's forward beside it (over the same weights)."""
+    if not isinstance(worker.decode, FusedDecode):
         raise SystemExit("the policy is not a fusable architecture: nothing to compare")
-    fused = worker.decode if isinstance(worker.decode, FusedDecode) else FusedDecode(worker.model)
-    return {"fused": fused, "model": ModelDecode(worker.model)}
+    return {"fused": worker.decode, "model": ModelDecode(worker.model)}
 
 
 def paired_raw(
-    worker: BatchWorker, prompt_ids: list[int], batches: list[int], steps: int
+    worker: BatchWorker,
+    steps_by: dict[str, DecodeStep],
+    prompt_ids: list[int],
+    batches: list[int],
+    steps: int,
 ) -> list[PairedCell]:
     """Raw rate of both decode steps at each batch size, interleaved three times, best of each."""
     cells = []
-    steps_by = decoders(worker)
     for batch in batches:
         rates: dict[str, list[float]] = {"fused": [], "model": []}
         for repeat in range(3):
@@ -66,7 +70,6 @@ def paired_raw(
                 rates[name].append(raw_decode_rate(worker, prompt_ids, batch, steps))
         fused, model = max(rates["fused"]), max(rates["model"])
         cells.append(PairedCell(f"raw batch {batch}", 3, 0.0, 0.0, fused, model, fused / model))
-    worker.decode = steps_by["fused"]
     return cells
 
 
@@ -80,10 +83,12 @@ async def paired_searches(args: argparse.Namespace) -> list[PairedCell]:
     cells: list[PairedCell] = []
     try:
         prompt_ids = engine.apply_chat_template([ChatMessage("user", messages[0])])
-        cells += await asyncio.to_thread(paired_raw, worker, prompt_ids, args.batches, args.raw_steps)
+        cells += await asyncio.to_thread(
+            paired_raw, worker, steps_by, prompt_ids, args.batches, args.raw_steps
+        )
         for strategy in args.strategies:
             for budget in args.budgets:
-                runs: dict[str, list] = {"fused": [], "model": []}
+                runs: dict[str, list[SearchRun]] = {"fused": [], "model": []}
                 for i, message in enumerate(messages):
                     for name in sorted(steps_by, reverse=i % 2 == 1):  # alternate who goes first
                         worker.decode = steps_by[name]
@@ -97,7 +102,7 @@ async def paired_searches(args: argparse.Namespace) -> list[PairedCell]:
     return cells
 
 
-def summarize(request: str, fused: list, model: list) -> PairedCell:
+def summarize(request: str, fused: list[SearchRun], model: list[SearchRun]) -> PairedCell:
     return PairedCell(
         request,
         len(fused),

@@ -48,15 +48,14 @@ def raw_decode_rate(worker: BatchWorker, prompt_ids: Sequence[int], batch: int, 
         ids = torch.tensor([list(prompt_ids)] * batch)  # (B, T)
         logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[:, -1]
         position = len(prompt_ids)
-        mask = torch.ones(batch, position + 1, dtype=torch.long)
         began = 0.0
         for step in range(WARMUP_STEPS + steps):
             if step == WARMUP_STEPS:
                 began = time.perf_counter()
             next_ids = logits.argmax(dim=-1)  # (B,)
+            mask = torch.ones(batch, position + 1, dtype=torch.long)  # no padding: every column
             logits = decode(next_ids, torch.full((batch,), position), cache, mask)
             position += 1
-            mask = torch.ones(batch, position + 1, dtype=torch.long)
         return batch * steps / (time.perf_counter() - began)
 
 
