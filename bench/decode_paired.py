@@ -76,7 +76,7 @@ def paired_raw(
 async def paired_searches(args: argparse.Namespace) -> list[PairedCell]:
     engine = EmbeddedEngine(POLICY, EngineOptions(num_threads=args.threads, cache_capacity_mb=512))
     await engine.start()
-    prm = load_scorer(args.prm)
+    prm = load_scorer(args.prm, args.threads)
     messages = [format_prompt(p) for p in dev_problems(args.problems)]
     worker = engine_worker(engine)
     steps_by = decoders(worker)

@@ -90,7 +90,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[int, float], float, li
     """The raw curve (and the load it ran under), then every cell against it."""
     engine = EmbeddedEngine(POLICY, EngineOptions(num_threads=args.threads, cache_capacity_mb=512))
     await engine.start()
-    prm = load_scorer(args.prm)
+    prm = load_scorer(args.prm, args.threads)
     messages = [format_prompt(p) for p in dev_problems(args.problems)]
     worker = engine_worker(engine)
     try:

@@ -144,16 +144,19 @@ def plot(cells: list[Cell], path: Path, title: str) -> None:
     print(f"wrote {path}")
 
 
-def load_scorer(name: str) -> PrmScorer | None:
+def load_scorer(name: str, threads: int | None = None) -> PrmScorer | None:
+    """The PRM `name` on `threads` torch threads of its own (None: every core, in turn with the
+    engine), as the server runs a PRM."""
     if name == NO_PRM:
         return None
-    return PrmScorer(OracleCountdownPRM() if name == ORACLE_PRM else load_prm(resolve_model_dir(name)))
+    prm = OracleCountdownPRM() if name == ORACLE_PRM else load_prm(resolve_model_dir(name))
+    return PrmScorer(prm, threads=threads)
 
 
 async def run_all(args: argparse.Namespace) -> list[Cell]:
     engine = EmbeddedEngine(args.policy, EngineOptions(num_threads=args.threads, cache_capacity_mb=512))
     await engine.start()
-    prm = load_scorer(args.prm)
+    prm = load_scorer(args.prm, args.threads)
     messages, check = args.workload.problems(args.problem_seed, args.problems)
     aggregate = args.aggregate or recommended_aggregate(args.prm)  # the server's choice for that PRM
     knobs = {"task": args.task, **args.workload.search}

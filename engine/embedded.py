@@ -18,6 +18,7 @@ from engine.hf_text import EngineNotStartedError, HFTextMixin
 from engine.models import (
     chat_template,
     max_context,
+    model_threads,
     reply_tokens,
     resolve_model_dir,
     sampling_defaults,
@@ -77,7 +78,12 @@ class EmbeddedEngine(HFTextMixin):
             cache = RadixCache(self.options.cache_capacity_mb * 2**20)
         outputs = OutputProcessor(tokenizer, _eos_ids(model, tokenizer), context)
         self._worker = BatchWorker(
-            model, outputs, self.options.max_batch_size, cache, self.options.prefill_chunk_tokens
+            model,
+            outputs,
+            self.options.max_batch_size,
+            cache,
+            self.options.prefill_chunk_tokens,
+            threads=model_threads(self.model_id, self.options.num_threads),
         )
         self._worker.start()
 

@@ -49,6 +49,9 @@ class ModelSpec(BaseModel):
     task: str | None = Field(None, description="the rewards.tasks task this policy answers")
     aggregate: str | None = Field(None, description="a PRM's step aggregation: min, last, product, mean")
     versioned: bool = Field(False, description="served from the version store the learner publishes to")
+    threads: int | None = Field(
+        None, ge=1, description="torch threads (and cores) of its passes on the embedded engine; unset: all"
+    )
 
     @field_validator("engine")
     @classmethod
@@ -121,6 +124,7 @@ class ModelEntry:
     max_context: int | None = None
     chat_template: Path | None = None
     versioned: bool = False
+    threads: int | None = None  # torch threads of its passes; None: --num-threads, else every core
 
 
 def entry_from_spec(spec: ModelSpec, base: Path) -> ModelEntry:
@@ -152,6 +156,7 @@ def entry_from_spec(spec: ModelSpec, base: Path) -> ModelEntry:
         max_context=spec.max_context,
         chat_template=None if spec.chat_template is None else _resolve(spec.chat_template, base),
         versioned=spec.versioned,
+        threads=spec.threads,
     )
 
 

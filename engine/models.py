@@ -156,6 +156,13 @@ def reply_tokens(model_id: str) -> int | None:
     return None if model is None else model.reply_tokens
 
 
+def model_threads(model_id: str, given: int | None = None) -> int | None:
+    """Torch threads for a model's passes: `given` (the operator's --num-threads) if set, else
+    the model's own; None: every core."""
+    model = find_model(model_id)
+    return given or (None if model is None else model.threads)
+
+
 def paired_prm(model_id: str) -> str | None:
     """The PRM that guides a policy's searches; None for a model without one."""
     model = find_model(model_id)

@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from engine.turnstile import FairLock
+from engine.turnstile import CoreTurnstile
 
 FinishReason = Literal["stop", "length", "abort"]
 
-COMPUTE_LOCK = FairLock()
-"""Held by every forward pass on this process's CPU threads: an engine's step and a PRM's scoring
-call. Engines of several models in one process take turns, since two concurrent forward passes
-would each spin up torch's full thread pool and thrash the same cores (measured: 20x slower per
-step). It is fair (first come, first served) and an engine holds it for one bounded step at a
-time, so each model's queue gets its turn. It lives here, in the torch-free protocol, so search
-can share it without loading torch."""
+COMPUTE_LOCK = CoreTurnstile()
+"""Taken by every forward pass on this process's CPU threads: an engine's step and a PRM's
+scoring call, each for as many cores as it runs torch threads. Two passes that each spun up
+torch's full thread pool on the same cores thrashed them (measured: 20x slower per step), so a
+pass on every core runs alone, while passes on one core each share the machine. It is fair (first
+come, first served) and an engine holds it for one bounded step at a time, so each model's queue
+gets its turn. It lives here, in the torch-free protocol, so search can share it without loading
+torch."""
 
 StartCallback = Callable[[float], None]
 """`on_start(started_at)`: called on the event loop as the engine begins a prompt (its prefill),

@@ -56,8 +56,10 @@ class BatchWorker(threading.Thread):
         max_batch_size: int,
         cache: RadixCache | None,
         prefill_chunk_tokens: int = PREFILL_CHUNK_TOKENS,
+        threads: int | None = None,
     ) -> None:
         super().__init__(name="ponder-engine", daemon=True)
+        self.threads = threads  # torch threads of this model's passes, and the cores it asks for
         self.model = model
         self.decode = decode_step(model)
         self.outputs = outputs
@@ -91,10 +93,14 @@ class BatchWorker(threading.Thread):
     # --- the loop --------------------------------------------------------------------------
 
     def run(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)  # this thread's own pool: other models keep theirs
         with torch.inference_mode():
             while not self._stopping:
                 self._drain_inbox(block=not self.lanes and not self.pending and not self.prefilling)
-                with COMPUTE_LOCK:  # one turn per step: the other models' steps come in between
+                # one turn per step: the other models' steps come in between, or beside it on
+                # cores it leaves free
+                with COMPUTE_LOCK.cores(self.threads):
                     self._admit()
                     self._prefill_step()
                     if self.lanes:

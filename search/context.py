@@ -10,12 +10,14 @@ the task's), so importing it loads no model code.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.protocol import COMPUTE_LOCK, Engine
+from engine.turnstile import CoreTurnstile
 from rewards.prm_protocol import ProcessRewardModel
 from rewards.tasks import DEFAULT_TASK, Task, get_task
 from search.budget import Budget
@@ -43,24 +45,51 @@ class SearchStats:
 
 
 class PrmScorer:
-    """Runs a synchronous PRM off the event loop, holding a compute lock.
+    """Runs a synchronous PRM off the event loop, holding cores of the compute turnstile.
 
-    The lock keeps a PRM forward pass and an engine forward pass from running at once: each
-    would start torch's full thread pool on the same cores. The caller passes the lock of the
-    engines the PRM shares cores with; the default is the one the in-process engines hold.
+    The turnstile keeps a PRM forward pass from thrashing the cores an engine's pass runs on.
+    With `threads` unset a call takes every core (it runs torch's full thread pool). With
+    `threads` set, calls run on a thread of their own with that many torch threads and take as
+    many cores, so on a machine with cores to spare the PRM scores one search's replies while
+    the engine goes on decoding for the other requests. The caller passes the turnstile of the engines the PRM
+    shares cores with; the default is the one the in-process engines take.
     """
 
-    def __init__(self, prm: ProcessRewardModel, lock: AbstractContextManager[object] = COMPUTE_LOCK) -> None:
+    def __init__(
+        self, prm: ProcessRewardModel, lock: CoreTurnstile = COMPUTE_LOCK, threads: int | None = None
+    ) -> None:
         self.prm = prm
         self.lock = lock
+        self.threads = threads
+        self._executor = (
+            None
+            if threads is None
+            else ThreadPoolExecutor(1, "ponder-prm", initializer=_use_torch_threads, initargs=(threads,))
+        )
 
     async def score(self, prompt: str, paths: Sequence[list[str]]) -> list[list[float]]:
         items = [(prompt, list(steps)) for steps in paths]
-        return await asyncio.to_thread(self._score_locked, items)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._score_locked, items)
+
+    def close(self) -> None:
+        """Stop the scoring thread and close the PRM if it holds anything (a vLLM one owns a
+        process); no search may score through it afterwards."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        close = getattr(self.prm, "close", None)
+        if close is not None:
+            close()
 
     def _score_locked(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
-        with self.lock:
+        with self.lock.cores(self.threads):
             return self.prm.score_batch(items)
+
+
+def _use_torch_threads(threads: int) -> None:
+    """Set this thread's torch pool, if the PRM is a torch model (search itself loads no torch)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -79,6 +108,7 @@ class SearchContext:
     budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
     stats: SearchStats = field(default_factory=SearchStats)
     num_committed: int = 0
+    num_calls_started: int = 0  # engine calls begun: each one's seed, fixed in the order they start
 
     def new_tree(self, prompt_ids: list[int]) -> SearchTree:
         """An empty tree whose replies join their steps as the task writes them."""

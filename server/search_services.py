@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.models import paired_prm, resolve_model_dir
+from engine.models import model_threads, paired_prm, resolve_model_dir
 from engine.options import EngineOptions
 from rewards.prm import ProcessRewardModel, detect_style, load_prm
 from rewards.tasks import Task
@@ -120,8 +120,15 @@ class SearchServices:
             if prm_id not in self._prms:
                 folder = self._served_folder(prm_id)
                 prm = await asyncio.to_thread(load_served_prm, folder, self.backend, self.engine_options)
-                self._prms[prm_id] = PrmScorer(prm)
+                self._prms[prm_id] = self._scorer(prm_id, prm)
         return self._prms[prm_id]
+
+    def _scorer(self, prm_id: str, prm: ProcessRewardModel) -> PrmScorer:
+        """On the embedded engine a PRM runs on its model's threads (`model_threads`), beside
+        the policy's passes where the cores allow; a vLLM PRM computes in its own process."""
+        if self.backend != "embedded":
+            return PrmScorer(prm)
+        return PrmScorer(prm, threads=model_threads(prm_id, self.engine_options.num_threads))
 
     def _served_folder(self, prm_id: str) -> Path:
         folder = None if self.versions is None else self.versions.folder_for(prm_id)
@@ -133,9 +140,10 @@ class SearchServices:
         prm = await asyncio.to_thread(load_served_prm, folder, self.backend, self.engine_options)
         async with self._loading:  # after a lazy load of the old version, not before it
             old = self._prms.get(prm_id)
-            self._prms[prm_id] = PrmScorer(prm)
-        if old is not None and getattr(old.prm, "close", None) is not None:
-            # A vLLM PRM owns a process; the searches holding it end within search_max_seconds.
+            self._prms[prm_id] = self._scorer(prm_id, prm)
+        if old is not None:
+            # A vLLM PRM owns a process, an embedded one may own a thread; the searches holding
+            # it end within search_max_seconds.
             task = asyncio.create_task(_close_later(old, self.limits.max_seconds + RETIRED_PRM_GRACE_S))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
@@ -165,9 +173,7 @@ class SearchServices:
 
 
 async def _close_scorer(scorer: PrmScorer) -> None:
-    close = getattr(scorer.prm, "close", None)
-    if close is not None:
-        await asyncio.to_thread(close)
+    await asyncio.to_thread(scorer.close)
 
 
 async def _close_later(scorer: PrmScorer, delay_s: float) -> None:

@@ -64,11 +64,13 @@ class ServerSettings(BaseSettings):
         None,
         description="a TOML (or .yaml) file of [[models]] with per-model settings: name, path, kind "
         "(generate|reward), engine, max_context, chat_template, temperature, top_p, top_k, prm, "
-        "task, aggregate (see models/bundled.toml)",
+        "task, aggregate, threads (see models/bundled.toml)",
     )
     cache_capacity_mb: int = Field(512, ge=1, description="prefix-cache size per model (MiB)")
     max_batch_size: int = Field(128, ge=1, description="sequences decoded together per forward pass")
-    num_threads: int | None = Field(None, ge=1, description="torch threads per engine; unset: torch default")
+    num_threads: int | None = Field(
+        None, ge=1, description="torch threads per engine and PRM; unset: each model's `threads` or all cores"
+    )
     vllm_block_size: int = Field(
         16, ge=1, description="vLLM KV block (tokens); prefixes reuse whole blocks: keep it near a step"
     )

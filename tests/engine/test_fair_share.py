@@ -70,3 +70,9 @@ def test_short_requests_finish_before_a_long_prompts_first_token(runner, countdo
     order = runner.run(finish_order(runner.engine, countdown, long_ids))
     assert sorted(order) == ["countdown", "long first token", "smollm2 short"]
     assert order[-1] == "long first token", order
+
+
+def test_each_model_runs_on_its_own_threads(runner: EngineRunner, countdown: EmbeddedEngine) -> None:
+    """The bundled config puts the 3.4M policy on one core and leaves SmolLM2 every core."""
+    assert countdown._worker is not None and runner.engine._worker is not None
+    assert (countdown._worker.threads, runner.engine._worker.threads) == (1, None)

@@ -9,7 +9,7 @@ import pytest
 
 from engine.model_config import load_model_config
 from engine.model_paths import gguf_cache_key, parse_model_arg, spec_from_arg
-from engine.models import BUNDLED_CONFIG, BUNDLED_MODELS, COUNTDOWN_DEFAULT_PRM
+from engine.models import BUNDLED_CONFIG, BUNDLED_MODELS, COUNTDOWN_DEFAULT_PRM, model_threads
 
 TOML = """
 [[models]]
@@ -27,12 +27,13 @@ name = "judge"
 path = "/abs/judge"
 kind = "reward"
 aggregate = "last"
+threads = 1
 """
 YAML = """
 models:
   - {name: policy, path: weights/policy, temperature: 0.4, top_p: 0.8, task: math, prm: judge,
      max_context: 1024, chat_template: templates/chat.jinja}
-  - {name: judge, path: /abs/judge, kind: reward, aggregate: last}
+  - {name: judge, path: /abs/judge, kind: reward, aggregate: last, threads: 1}
 """
 
 
@@ -51,6 +52,7 @@ def test_toml_and_yaml_give_the_same_entries(tmp_path: Path, name: str, text: st
     assert (policy.task, policy.prm, policy.max_context) == ("math", "judge", 1024)
     assert policy.chat_template == tmp_path / "templates" / "chat.jinja"
     assert (judge.kind, judge.path, judge.aggregate, judge.sampling) == ("reward", "/abs/judge", "last", ())
+    assert (policy.threads, judge.threads) == (None, 1)
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,7 @@ def test_toml_and_yaml_give_the_same_entries(tmp_path: Path, name: str, text: st
         ('name = "a"\npath = "p"\naggregate = "min"', "aggregate is a reward model's setting"),
         ('name = "a b"\npath = "p"', "models[0].name"),
         ('path = "p"', "models[0].name: Field required"),
+        ('name = "a"\npath = "p"\nthreads = 0', "models[0].threads"),
     ],
 )
 def test_a_bad_entry_is_an_error_naming_the_file_and_field(tmp_path: Path, entry: str, named: str) -> None:
@@ -95,6 +98,14 @@ def test_the_bundled_models_come_from_the_data_file() -> None:
         True,
     )
     assert BUNDLED_MODELS["countdown-checker"].aggregate == "min"
+
+
+def test_the_small_bundled_models_run_on_one_core_unless_the_operator_says() -> None:
+    for model_id in ("countdown", "countdown-prm", "countdown-checker"):
+        assert BUNDLED_MODELS[model_id].threads == 1 == model_threads(model_id)
+        assert model_threads(model_id, given=2) == 2  # --num-threads wins
+    assert model_threads("smollm2-135m-instruct") is None  # every core
+    assert model_threads("not-a-model") is None
 
 
 @pytest.mark.parametrize(
