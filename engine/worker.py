@@ -60,6 +60,10 @@ class BatchWorker(threading.Thread):
     ) -> None:
         super().__init__(name="ponder-engine", daemon=True)
         self.threads = threads  # torch threads of this model's passes, and the cores it asks for
+        # Unset: the count of the thread that builds the worker (torch's default, or the
+        # process-wide count a caller set). Read here, not in `run`: a new thread starts from
+        # whatever count another model's worker set last.
+        self.torch_threads = threads or torch.get_num_threads()
         self.model = model
         self.decode = decode_step(model)
         self.outputs = outputs
@@ -93,8 +97,7 @@ class BatchWorker(threading.Thread):
     # --- the loop --------------------------------------------------------------------------
 
     def run(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)  # this thread's own pool: other models keep theirs
+        torch.set_num_threads(self.torch_threads)  # this thread's own pool: other models keep theirs
         with torch.inference_mode():
             while not self._stopping:
                 self._drain_inbox(block=not self.lanes and not self.pending and not self.prefilling)

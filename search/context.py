@@ -61,10 +61,10 @@ class PrmScorer:
         self.prm = prm
         self.lock = lock
         self.threads = threads
-        self._executor = (
-            None
-            if threads is None
-            else ThreadPoolExecutor(1, "ponder-prm", initializer=_use_torch_threads, initargs=(threads,))
+        # A thread of its own either way: a new thread's torch count is whatever another model's
+        # thread set last, so unset means the count of the thread that builds the scorer.
+        self._executor = ThreadPoolExecutor(
+            1, "ponder-prm", initializer=_use_torch_threads, initargs=(threads or _torch_threads(),)
         )
 
     async def score(self, prompt: str, paths: Sequence[list[str]]) -> list[list[float]]:
@@ -74,8 +74,7 @@ class PrmScorer:
     def close(self) -> None:
         """Stop the scoring thread and close the PRM if it holds anything (a vLLM one owns a
         process); no search may score through it afterwards."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)
         close = getattr(self.prm, "close", None)
         if close is not None:
             close()
@@ -83,6 +82,12 @@ class PrmScorer:
     def _score_locked(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
         with self.lock.cores(self.threads):
             return self.prm.score_batch(items)
+
+
+def _torch_threads() -> int:
+    """This thread's torch count, 1 if the PRM is no torch model (search itself loads no torch)."""
+    torch = sys.modules.get("torch")
+    return 1 if torch is None else int(torch.get_num_threads())
 
 
 def _use_torch_threads(threads: int) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from engine.embedded import EmbeddedEngine
 from engine.options import EngineOptions
@@ -76,3 +77,5 @@ def test_each_model_runs_on_its_own_threads(runner: EngineRunner, countdown: Emb
     """The bundled config puts the 3.4M policy on one core and leaves SmolLM2 every core."""
     assert countdown._worker is not None and runner.engine._worker is not None
     assert (countdown._worker.threads, runner.engine._worker.threads) == (1, None)
+    default = torch.get_num_threads()  # this thread's, which built both workers
+    assert (countdown._worker.torch_threads, runner.engine._worker.torch_threads) == (1, default)
