@@ -48,11 +48,11 @@ class PrmScorer:
     """Runs a synchronous PRM off the event loop, holding cores of the compute turnstile.
 
     The turnstile keeps a PRM forward pass from thrashing the cores an engine's pass runs on.
-    With `threads` unset a call takes every core (it runs torch's full thread pool). With
-    `threads` set, calls run on a thread of their own with that many torch threads and take as
-    many cores, so on a machine with cores to spare the PRM scores one search's replies while
-    the engine goes on decoding for the other requests. The caller passes the turnstile of the engines the PRM
-    shares cores with; the default is the one the in-process engines take.
+    Calls run on a thread of the scorer's own. With `threads` set they run that many torch
+    threads and take as many cores, so on a machine with cores to spare the PRM scores one
+    search's replies while the engine goes on decoding for the other requests; unset, a call
+    takes every core. The caller passes the turnstile of the engines the PRM shares cores with;
+    the default is the one the in-process engines take.
     """
 
     def __init__(
@@ -113,7 +113,6 @@ class SearchContext:
     budget: Budget = field(default_factory=lambda: Budget(max_tokens=0, max_seconds=1.0))
     stats: SearchStats = field(default_factory=SearchStats)
     num_committed: int = 0
-    num_calls_started: int = 0  # engine calls begun: each one's seed, fixed in the order they start
 
     def new_tree(self, prompt_ids: list[int]) -> SearchTree:
         """An empty tree whose replies join their steps as the task writes them."""
