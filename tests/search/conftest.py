@@ -1,7 +1,9 @@
-"""The real bundled Countdown policy and PRM, loaded once per test module on one torch thread.
+"""The real bundled Countdown policy and PRM, loaded once per test session on one torch thread.
 
 `runner` is parametrized over the engine backends: every search test runs on the embedded engine
-and, when the vllm extra is installed, again on vLLM (one vLLM engine for the module).
+and, when the vllm extra is installed, again on vLLM. One engine of each kind serves every module:
+a vLLM engine takes 40-45 s to start on two cores, and the tests read cache statistics as deltas,
+so sharing an engine between modules changes nothing they assert.
 The engine tests need only the policy. When the PRM's weights are present every search uses it;
 when they are not, searches score steps by the policy's own step probability (the documented
 fallback) and the PRM-specific tests skip, saying so.
@@ -77,7 +79,7 @@ class SearchRunner:
         self.loop.close()
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="session", params=ENGINES)
 def runner(request: pytest.FixtureRequest) -> Iterator[SearchRunner]:
     if not is_available(POLICY):
         pytest.skip(f"bundled policy {POLICY!r} not trained yet (models/{POLICY}/config.json absent)")
