@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from engine.fast_decode import DecodeStep, decode_step
 from engine.hf_text import EngineNotStartedError, HFTextMixin
+from engine.loader_thread import run_on_own_thread
 from engine.models import (
     chat_template,
+    decode_weights,
     max_context,
     model_threads,
     reply_tokens,
@@ -40,6 +44,14 @@ from engine.weights import require_safetensors
 from engine.worker import BatchWorker
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    folder: Path
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    decode: DecodeStep
+
+
 class EmbeddedEngine(HFTextMixin):
     def __init__(self, model_id: str, options: EngineOptions, model_dir: Path | None = None) -> None:
         self.model_id = model_id
@@ -59,11 +71,10 @@ class EmbeddedEngine(HFTextMixin):
     async def start(self) -> None:
         if self._worker is not None:
             return
-        # Off the event loop: a first resolve of SmolLM2 converts its GGUF (~20 s).
-        folder = self._model_dir
-        if folder is None:
-            folder = await asyncio.to_thread(resolve_model_dir, self.model_id)
-        model, tokenizer = await asyncio.to_thread(self._load, folder)
+        # Off the event loop (a first resolve of SmolLM2 converts its GGUF, ~20 s), and on a
+        # thread that ends with the load, so no idle OpenMP team outlives it (engine/loader_thread.py).
+        loaded = await run_on_own_thread(f"ponder-load-{self.model_id}", self._load)
+        folder, model, tokenizer = loaded.folder, loaded.model, loaded.tokenizer
         self._tokenizer = tokenizer
         context = max_context(self.model_id, int(getattr(model.config, "max_position_embeddings", 2048)))
         self._card = ModelCard(
@@ -79,6 +90,7 @@ class EmbeddedEngine(HFTextMixin):
         outputs = OutputProcessor(tokenizer, _eos_ids(model, tokenizer), context)
         self._worker = BatchWorker(
             model,
+            loaded.decode,
             outputs,
             self.options.max_batch_size,
             cache,
@@ -94,9 +106,10 @@ class EmbeddedEngine(HFTextMixin):
         await asyncio.to_thread(self._worker.join, 10.0)
         self._worker = None
 
-    def _load(self, folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def _load(self) -> _Loaded:
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
+        folder = self._model_dir or resolve_model_dir(self.model_id)
         require_safetensors(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         template = chat_template(self.model_id)
@@ -104,7 +117,11 @@ class EmbeddedEngine(HFTextMixin):
             tokenizer.chat_template = template
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         model.eval()
-        return model, tokenizer
+        # Built here, not on the worker's or the event loop's thread: re-laying out (and, for
+        # int4, quantising) the weights runs parallel torch ops.
+        with torch.inference_mode():
+            decode = decode_step(model, decode_weights(self.model_id))
+        return _Loaded(folder, model, tokenizer, decode)
 
     # --- generation --------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
+from engine.decode_weights import DecodeWeights, Projection, head_projection, layer_projection
+
 FUSED_ARCHITECTURES = frozenset({"llama", "qwen2"})
 
 
@@ -58,16 +60,18 @@ class ModelDecode:
 @dataclass
 class _Layer:
     input_norm: torch.Tensor
-    qkv: torch.Tensor
-    qkv_bias: torch.Tensor | None
-    out: torch.Tensor
+    qkv: Projection
+    out: Projection
     post_norm: torch.Tensor
-    gate_up: torch.Tensor
-    down: torch.Tensor
+    gate_up: Projection
+    down: Projection
+
+    def projections(self) -> list[Projection]:
+        return [self.qkv, self.out, self.gate_up, self.down]
 
 
 class FusedDecode:
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, weights: DecodeWeights = "dense") -> None:
         config = model.config
         inner: Any = model.model
         self.num_heads = int(config.num_attention_heads)
@@ -79,8 +83,11 @@ class FusedDecode:
         self.embed = inner.embed_tokens.weight
         self.rotary = inner.rotary_emb
         self.norm = inner.norm.weight
-        self.lm_head = model.lm_head.weight  # type: ignore[union-attr]
-        self.layers = [_fuse(layer) for layer in inner.layers]
+        self.lm_head = head_projection(weights, model.lm_head.weight)  # type: ignore[union-attr]
+        self.layers = [_fuse(layer, weights) for layer in inner.layers]
+
+    def projections(self) -> list[Projection]:
+        return [p for layer in self.layers for p in layer.projections()] + [self.lm_head]
 
     def __call__(
         self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor
@@ -95,7 +102,7 @@ class FusedDecode:
         entries: list[Any] = list(cache.layers)
         for layer, entry in zip(self.layers, entries, strict=True):
             x = F.rms_norm(h, (self.hidden,), layer.input_norm, self.eps)
-            qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(batch, heads + 2 * kv_heads, dim)
+            qkv = layer.qkv(x).view(batch, heads + 2 * kv_heads, dim)
             qk = qkv[:, : heads + kv_heads]
             swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
             qk = qk * cos + swapped * sin
@@ -104,16 +111,24 @@ class FusedDecode:
             v = qkv[:, heads + kv_heads :].unsqueeze(2)
             keys, values = entry.update(k, v)
             att = F.scaled_dot_product_attention(q, keys, values, attn_mask=keep, enable_gqa=is_gqa)
-            h = h + F.linear(att.reshape(batch, heads * dim), layer.out)
+            h = h + layer.out(att.reshape(batch, heads * dim))
             x = F.rms_norm(h, (self.hidden,), layer.post_norm, self.eps)
-            gate, up = F.linear(x, layer.gate_up).split(self.intermediate, dim=-1)
-            h = h + F.linear(F.silu(gate) * up, layer.down)
-        return F.linear(F.rms_norm(h, (self.hidden,), self.norm, self.eps), self.lm_head)
+            gate, up = layer.gate_up(x).split(self.intermediate, dim=-1)
+            h = h + layer.down(F.silu(gate) * up)
+        return self.lm_head(F.rms_norm(h, (self.hidden,), self.norm, self.eps))
 
 
-def decode_step(model: PreTrainedModel) -> DecodeStep:
-    """The fused step where it reproduces the model exactly, else the model's own forward."""
-    return FusedDecode(model) if is_fusable(model) else ModelDecode(model)
+def decode_step(model: PreTrainedModel, weights: DecodeWeights = "dense") -> DecodeStep:
+    """The fused step where it reproduces the model exactly, else the model's own forward.
+    `weights` other than dense need the fused step: ValueError for a model without one."""
+    if is_fusable(model):
+        return FusedDecode(model, weights)
+    if weights != "dense":
+        raise ValueError(
+            f"decode_weights = {weights!r} needs a fused decode step ({sorted(FUSED_ARCHITECTURES)} "
+            f"with SiLU and no MLP or output biases); {model.config.model_type!r} decodes dense"
+        )
+    return ModelDecode(model)
 
 
 def is_fusable(model: PreTrainedModel) -> bool:
@@ -129,7 +144,7 @@ def is_fusable(model: PreTrainedModel) -> bool:
     return attn.o_proj.bias is None and getattr(model.lm_head, "bias", None) is None  # type: ignore[union-attr]
 
 
-def _fuse(layer: Any) -> _Layer:
+def _fuse(layer: Any, weights: DecodeWeights) -> _Layer:
     attn: Any = layer.self_attn
     mlp: Any = layer.mlp
     qkv = _concat_in_place([attn.q_proj, attn.k_proj, attn.v_proj])
@@ -138,12 +153,11 @@ def _fuse(layer: Any) -> _Layer:
         bias = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]).detach()
     return _Layer(
         input_norm=layer.input_layernorm.weight,
-        qkv=qkv,
-        qkv_bias=bias,
-        out=attn.o_proj.weight,
+        qkv=layer_projection(weights, qkv, bias),
+        out=layer_projection(weights, attn.o_proj.weight),
         post_norm=layer.post_attention_layernorm.weight,
-        gate_up=_concat_in_place([mlp.gate_proj, mlp.up_proj]),
-        down=mlp.down_proj.weight,
+        gate_up=layer_projection(weights, _concat_in_place([mlp.gate_proj, mlp.up_proj])),
+        down=layer_projection(weights, mlp.down_proj.weight),
     )
 
 

@@ -22,6 +22,8 @@ from engine.registry import ENGINE_BACKENDS
 from rewards.aggregation import AGGREGATIONS
 
 ModelKind = Literal["generate", "reward"]
+DecodeWeights = Literal["dense", "int4"]
+"""How the embedded engine's decode step holds a policy's weights (engine/decode_weights.py)."""
 ModelSource = Literal["folder", "gguf_file", "gguf_package"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 """What a served model id may be: it appears in URLs, metric labels and the version store."""
@@ -52,6 +54,9 @@ class ModelSpec(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="torch threads (and cores) of its passes on the embedded engine; unset: all"
     )
+    decode_weights: DecodeWeights = Field(
+        "dense", description="embedded decode step's weights: dense, or int4 (exact for a Q4_1 GGUF)"
+    )
 
     @field_validator("engine")
     @classmethod
@@ -81,6 +86,8 @@ class ModelSpec(BaseModel):
         """A PRM neither samples nor is guided; a policy has no step aggregation."""
         if self.kind == "reward":
             wrong = [k for k in ("prm", "temperature", "top_p", "top_k", "chat_template") if getattr(self, k)]
+            if self.decode_weights != "dense":
+                wrong.append("decode_weights")
             if wrong:
                 raise ValueError(f"a reward model takes no {', '.join(wrong)}")
         elif self.aggregate is not None:
@@ -125,6 +132,7 @@ class ModelEntry:
     chat_template: Path | None = None
     versioned: bool = False
     threads: int | None = None  # torch threads of its passes; None: --num-threads, else every core
+    decode_weights: DecodeWeights = "dense"  # the embedded decode step's weights
 
 
 def entry_from_spec(spec: ModelSpec, base: Path) -> ModelEntry:
@@ -157,6 +165,7 @@ def entry_from_spec(spec: ModelSpec, base: Path) -> ModelEntry:
         chat_template=None if spec.chat_template is None else _resolve(spec.chat_template, base),
         versioned=spec.versioned,
         threads=spec.threads,
+        decode_weights=spec.decode_weights,
     )
 
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.model_config import ModelEntry, ModelKind, load_model_config
+from engine.model_config import DecodeWeights, ModelEntry, ModelKind, load_model_config
 from engine.model_paths import converted_gguf_dir, gguf_cache_key
 from engine.versions import read_manifest
 
@@ -161,6 +161,12 @@ def model_threads(model_id: str, given: int | None = None) -> int | None:
     the model's own; None: every core."""
     model = find_model(model_id)
     return given or (None if model is None else model.threads)
+
+
+def decode_weights(model_id: str) -> DecodeWeights:
+    """How the embedded decode step holds a model's weights; dense where not stated."""
+    model = find_model(model_id)
+    return "dense" if model is None else model.decode_weights
 
 
 def paired_prm(model_id: str) -> str | None:

@@ -28,7 +28,7 @@ from functools import partial
 import torch
 from transformers import PreTrainedModel
 
-from engine.fast_decode import decode_step
+from engine.fast_decode import DecodeStep
 from engine.lanes import Lane, Lanes
 from engine.options import PREFILL_CHUNK_TOKENS
 from engine.outputs import OutputProcessor
@@ -52,6 +52,7 @@ class BatchWorker(threading.Thread):
     def __init__(
         self,
         model: PreTrainedModel,
+        decode: DecodeStep,
         outputs: OutputProcessor,
         max_batch_size: int,
         cache: RadixCache | None,
@@ -65,7 +66,7 @@ class BatchWorker(threading.Thread):
         # whatever count another model's worker set last.
         self.torch_threads = threads or torch.get_num_threads()
         self.model = model
-        self.decode = decode_step(model)
+        self.decode = decode  # built on the loading thread (engine/loader_thread.py)
         self.outputs = outputs
         self.max_batch_size = max_batch_size
         self.cache = cache

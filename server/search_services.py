@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from engine.loader_thread import run_on_own_thread
 from engine.models import model_threads, paired_prm, resolve_model_dir
 from engine.options import EngineOptions
 from rewards.prm import ProcessRewardModel, detect_style, load_prm
@@ -119,9 +121,15 @@ class SearchServices:
         async with self._loading:
             if prm_id not in self._prms:
                 folder = self._served_folder(prm_id)
-                prm = await asyncio.to_thread(load_served_prm, folder, self.backend, self.engine_options)
+                prm = await self._load_prm(prm_id, folder)
                 self._prms[prm_id] = self._scorer(prm_id, prm)
         return self._prms[prm_id]
+
+    async def _load_prm(self, prm_id: str, folder: Path) -> ProcessRewardModel:
+        """On a thread that ends with the load: no idle OpenMP team outlives it (engine/loader_thread.py)."""
+        return await run_on_own_thread(
+            f"ponder-load-{prm_id}", partial(load_served_prm, folder, self.backend, self.engine_options)
+        )
 
     def _scorer(self, prm_id: str, prm: ProcessRewardModel) -> PrmScorer:
         """On the embedded engine a PRM runs on its model's threads (`model_threads`), beside
@@ -137,7 +145,7 @@ class SearchServices:
     async def swap_prm(self, prm_id: str, folder: Path) -> None:
         """Load the PRM in `folder` and let new searches use it; a search already running keeps
         the scorer it took. Raises (and changes nothing) if the new PRM fails to load."""
-        prm = await asyncio.to_thread(load_served_prm, folder, self.backend, self.engine_options)
+        prm = await self._load_prm(prm_id, folder)
         async with self._loading:  # after a lazy load of the old version, not before it
             old = self._prms.get(prm_id)
             self._prms[prm_id] = self._scorer(prm_id, prm)

@@ -1,12 +1,16 @@
 """The embedded engine on the real bundled SmolLM2: batching, prefix reuse, stops, seeds, cancel."""
 
 import asyncio
+import threading
+from dataclasses import replace
 
 import pytest
 
+from engine.models import clear_registered_models, find_model, register_models
+from engine.options import EngineOptions
 from engine.protocol import ChatMessage, SamplingParams
 
-from .conftest import EngineRunner, assert_stream_matches, collect_stream
+from .conftest import SMOLLM2, EngineRunner, assert_stream_matches, collect_stream
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0)
 
@@ -141,3 +145,27 @@ def test_every_kind_of_request_leaves_no_locks_behind(runner):
 
 def test_card_carries_the_models_recommended_sampling(runner):
     assert runner.engine.card.sampling_defaults == {"temperature": 0.2, "top_p": 0.9}
+
+
+def test_the_model_loads_on_a_thread_that_ended(runner):
+    """Nothing of the load outlives it (engine/loader_thread.py)."""
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ponder-load-")]
+
+
+def test_a_config_entry_makes_the_engine_decode_int4():
+    from engine.decode_weights import Int4, Int8Rows
+
+    entry = find_model(SMOLLM2)
+    assert entry is not None
+    register_models([replace(entry, decode_weights="int4")])
+    try:
+        int4 = EngineRunner(EngineOptions(cache_capacity_mb=64))
+    finally:
+        clear_registered_models()
+    try:
+        step = int4.engine._worker.decode
+        assert isinstance(step.layers[0].qkv, Int4) and isinstance(step.lm_head, Int8Rows)
+        [[out]] = int4.run(int4.engine.generate([prompt(int4, "What is the capital of France?")], GREEDY))
+        assert "Paris" in out.text
+    finally:
+        int4.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import (
-    AutoModelForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -16,13 +15,12 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from engine.decode_weights import Dense
 from engine.fast_decode import FusedDecode, ModelDecode, decode_step
-from engine.growable_cache import cache_kv, growable_cache
-from engine.kv_batch import PaddedKVBatch
-from engine.models import resolve_model_dir
+from engine.model_config import DecodeWeights
+from tests.engine.decode_helpers import PROMPT_LENGTHS, bundled, padded_batch
 
 STEPS = 6
-PROMPT_LENGTHS = (5, 17, 9)  # rows of different lengths: the batch is left-padded
 SMALL = {
     "hidden_size": 64,
     "intermediate_size": 96,
@@ -37,27 +35,14 @@ def random_model(config_class: type, model_class: type, **extra: object) -> PreT
     return model_class(config_class(**SMALL, **extra)).eval()
 
 
-def bundled(model_id: str) -> PreTrainedModel:
-    return AutoModelForCausalLM.from_pretrained(resolve_model_dir(model_id), dtype=torch.float32).eval()
-
-
-def padded_batch(model: PreTrainedModel, prompts: list[list[int]]) -> PaddedKVBatch:
-    """The prompts prefilled one by one (as the worker does) and laid out as one padded batch."""
-    rows = []
-    for prompt in prompts:
-        cache = growable_cache(model.config)
-        model(input_ids=torch.tensor([prompt]), past_key_values=cache, use_cache=True)
-        rows.append(cache_kv(cache))
-    batch = PaddedKVBatch(model.config)
-    batch.add_rows(rows)
-    return batch
-
-
-def decode_both(model: PreTrainedModel, vocab: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """STEPS greedy steps of the same batch through the model's forward and the fused step."""
+def decode_both(
+    model: PreTrainedModel, vocab: int, weights: DecodeWeights = "dense"
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """STEPS greedy steps of the same batch through the model's forward and the fused step (each
+    side feeding back its own argmax)."""
     generator = torch.Generator().manual_seed(1)
     prompts = [torch.randint(3, vocab, (n,), generator=generator).tolist() for n in PROMPT_LENGTHS]
-    reference, fused = ModelDecode(model), FusedDecode(model)
+    reference, fused = ModelDecode(model), FusedDecode(model, weights)
     results: list[list[torch.Tensor]] = []
     with torch.inference_mode():
         for step_fn in (reference, fused):
@@ -110,7 +95,9 @@ def test_fused_weights_are_views_of_the_modules_weights() -> None:
     model = random_model(LlamaConfig, LlamaForCausalLM, num_key_value_heads=2)
     attn = model.model.layers[0].self_attn
     step = FusedDecode(model)
-    fused_qkv = step.layers[0].qkv
+    qkv = step.layers[0].qkv
+    assert isinstance(qkv, Dense)
+    fused_qkv = qkv.weight
     assert attn.q_proj.weight.data_ptr() == fused_qkv.data_ptr()
     assert attn.k_proj.weight.data_ptr() == fused_qkv[attn.q_proj.weight.shape[0] :].data_ptr()
     with torch.no_grad():  # an in-place weight update (a loaded state dict) reaches both

@@ -9,7 +9,13 @@ import pytest
 
 from engine.model_config import load_model_config
 from engine.model_paths import gguf_cache_key, parse_model_arg, spec_from_arg
-from engine.models import BUNDLED_CONFIG, BUNDLED_MODELS, COUNTDOWN_DEFAULT_PRM, model_threads
+from engine.models import (
+    BUNDLED_CONFIG,
+    BUNDLED_MODELS,
+    COUNTDOWN_DEFAULT_PRM,
+    decode_weights,
+    model_threads,
+)
 
 TOML = """
 [[models]]
@@ -66,6 +72,8 @@ def test_toml_and_yaml_give_the_same_entries(tmp_path: Path, name: str, text: st
         ('name = "a b"\npath = "p"', "models[0].name"),
         ('path = "p"', "models[0].name: Field required"),
         ('name = "a"\npath = "p"\nthreads = 0', "models[0].threads"),
+        ('name = "a"\npath = "p"\ndecode_weights = "int3"', "models[0].decode_weights"),
+        ('name = "a"\npath = "p"\nkind = "reward"\ndecode_weights = "int4"', "takes no decode_weights"),
     ],
 )
 def test_a_bad_entry_is_an_error_naming_the_file_and_field(tmp_path: Path, entry: str, named: str) -> None:
@@ -106,6 +114,14 @@ def test_the_small_bundled_models_run_on_one_core_unless_the_operator_says() -> 
         assert model_threads(model_id, given=2) == 2  # --num-threads wins
     assert model_threads("smollm2-135m-instruct") is None  # every core
     assert model_threads("not-a-model") is None
+
+
+def test_the_bundled_models_decode_dense_unless_a_config_says_int4(tmp_path: Path) -> None:
+    """int4 is opt-in (models/bundled.toml says why); a config entry turns it on."""
+    assert {decode_weights(m) for m in BUNDLED_MODELS} == {"dense"}
+    assert decode_weights("not-a-model") == "dense"
+    file = write(tmp_path, "fast.toml", '[[models]]\nname = "a"\npath = "p"\ndecode_weights = "int4"\n')
+    assert [e.decode_weights for e in load_model_config(file)] == ["int4"]
 
 
 @pytest.mark.parametrize(
