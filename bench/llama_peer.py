@@ -101,10 +101,12 @@ def load_llama(threads: int) -> Any:
     return Llama(path, n_ctx=LLAMA_CONTEXT, n_threads=threads, n_threads_batch=threads, verbose=False)
 
 
-async def ponder_runs(
-    mode: DecodeWeights, texts: list[str], args: argparse.Namespace
-) -> list[tuple[list[int], list[int], float]]:
-    """(prompt ids, tokens, seconds) per prompt, on an engine holding the weights as `mode` says.
+Run = tuple[list[int], list[int], float, float]
+"""One prompt through one engine: prompt ids, generated tokens, seconds, load average just after."""
+
+
+async def ponder_runs(mode: DecodeWeights, texts: list[str], args: argparse.Namespace) -> list[Run]:
+    """Each prompt on an engine holding the weights as `mode` says.
     The engine closes before the next one starts: two engines' thread teams would share the cores."""
     entry = find_model(MODEL)
     assert entry is not None
@@ -114,7 +116,7 @@ async def ponder_runs(
     try:
         prompts = [engine.apply_chat_template([ChatMessage("user", p)]) for p in texts]
         await ponder_decode(engine, prompts[0], 8)  # warm-up: first calls allocate
-        return [(ids, *(await ponder_decode(engine, ids, args.tokens))) for ids in prompts]
+        return [(ids, *(await ponder_decode(engine, ids, args.tokens)), _load()) for ids in prompts]
     finally:
         await engine.close()
         clear_registered_models()
@@ -123,19 +125,19 @@ async def ponder_runs(
 async def compare(args: argparse.Namespace) -> list[Decoded]:
     texts = list(PROMPTS[: args.prompts])
     runs = {f"ponder-{mode}": await ponder_runs(mode, texts, args) for mode in args.decode_weights}
-    prompts = [ids for ids, _, _ in next(iter(runs.values()))]
+    prompts = [run[0] for run in next(iter(runs.values()))]
     llm = load_llama(args.threads)
     try:
         llama_decode(llm, prompts[0], 8)
-        runs["llama.cpp"] = [(ids, *llama_decode(llm, ids, args.tokens)) for ids in prompts]
+        runs["llama.cpp"] = [(ids, *llama_decode(llm, ids, args.tokens), _load()) for ids in prompts]
     finally:
         llm.close()
     reference = runs.get(f"ponder-{REFERENCE}")
     rows = []
     for name, results in runs.items():
-        for i, (ids, tokens, seconds) in enumerate(results):
+        for i, (ids, tokens, seconds, load) in enumerate(results):
             diverge = None if reference is None else first_divergence(reference[i][1], tokens)
-            rows.append(Decoded(name, texts[i], len(ids), len(tokens) / seconds, diverge, os.getloadavg()[0]))
+            rows.append(Decoded(name, texts[i], len(ids), len(tokens) / seconds, diverge, load))
     return rows
 
 
@@ -193,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         "rows": [asdict(r) for r in rows],
     }
     write_json(args.out, payload)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
 def _llama_rate(rows: list[Decoded], prompt: str) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.fast_decode import DecodeStep, decode_step
+from engine.decode_weights import quantization_error
+from engine.fast_decode import DecodeStep, FusedDecode, decode_step
 from engine.hf_text import EngineNotStartedError, HFTextMixin
 from engine.loader_thread import run_on_own_thread
 from engine.models import (
@@ -42,6 +44,8 @@ from engine.radix_cache import RadixCache
 from engine.sequence import EngineEvent, GroupState
 from engine.weights import require_safetensors
 from engine.worker import BatchWorker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,12 @@ class EmbeddedEngine(HFTextMixin):
         model.eval()
         # Built here, not on the worker's or the event loop's thread: re-laying out (and, for
         # int4, quantising) the weights runs parallel torch ops.
+        weights = decode_weights(self.model_id)
         with torch.inference_mode():
-            decode = decode_step(model, decode_weights(self.model_id))
+            decode = decode_step(model, weights)
+        if isinstance(decode, FusedDecode) and weights != "dense":
+            change = quantization_error(decode.projections())
+            log.info("%s decodes %s weights: largest weight change %.3g", self.model_id, weights, change)
         return _Loaded(folder, model, tokenizer, decode)
 
     # --- generation --------------------------------------------------------------------------

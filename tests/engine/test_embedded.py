@@ -152,9 +152,12 @@ def test_the_model_loads_on_a_thread_that_ended(runner):
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ponder-load-")]
 
 
-def test_a_config_entry_makes_the_engine_decode_int4():
+def test_a_config_entry_makes_the_engine_decode_int4(caplog):
+    """...and the load logs how far quantising moved the weights: not at all for SmolLM2's Q4_1
+    layers; the head's 8-bit rounding is what the figure shows."""
     from engine.decode_weights import Int4, Int8Rows
 
+    caplog.set_level("INFO", logger="engine.embedded")
     entry = find_model(SMOLLM2)
     assert entry is not None
     register_models([replace(entry, decode_weights="int4")])
@@ -165,6 +168,7 @@ def test_a_config_entry_makes_the_engine_decode_int4():
     try:
         step = int4.engine._worker.decode
         assert isinstance(step.layers[0].qkv, Int4) and isinstance(step.lm_head, Int8Rows)
+        assert f"{SMOLLM2} decodes int4 weights: largest weight change" in caplog.text
         [[out]] = int4.run(int4.engine.generate([prompt(int4, "What is the capital of France?")], GREEDY))
         assert "Paris" in out.text
     finally:
