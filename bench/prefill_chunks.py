@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from bench.report import print_table, write_json
+from engine.fast_decode import DecodeStep, decode_step
 from engine.models import resolve_model_dir
 from engine.prefill import advance, start_prefill
 from engine.protocol import SamplingParams
@@ -59,29 +60,36 @@ def _random_kv(model: PreTrainedModel, num_tokens: int) -> torch.Tensor:
 
 
 def time_chunk(
-    model: PreTrainedModel, prompt: list[int], kv: torch.Tensor | None, offset: int, size: int
+    model: PreTrainedModel,
+    decode: DecodeStep,
+    prompt: list[int],
+    kv: torch.Tensor | None,
+    offset: int,
+    size: int,
 ) -> float:
     """Seconds for one `size`-token chunk that follows `offset` tokens of KV."""
     prefix = None if kv is None or offset == 0 else kv[:, :, :, :offset].contiguous()
-    job = start_prefill(_group(prompt[: offset + size]), model.config, prefix, offset)
+    # One token more than the chunk: the prompt's last token is a decode step's, not the chunk's.
+    job = start_prefill(_group(prompt[: offset + size + 1]), model.config, prefix, offset)
     start = time.perf_counter()
-    advance(model, job, size)
+    advance(model, decode, job, size)
     return time.perf_counter() - start
 
 
 def measure(model_id: str, sizes: list[int], repeats: int) -> list[ChunkTiming]:
     model = _load(model_id)
+    decode = decode_step(model)
     offsets = MODEL_OFFSETS[model_id]
     context = COUNTDOWN_CONTEXT if model_id == "countdown" else max(offsets) + max(sizes)
     vocab = int(model.config.vocab_size)
-    prompt = [(7 * i + 3) % vocab for i in range(context)]  # content does not change the cost
+    prompt = [(7 * i + 3) % vocab for i in range(context + 1)]  # content does not change the cost
     kv = _random_kv(model, max(offsets)) if max(offsets) else None
     rows = []
     for offset in offsets:
         for size in sizes:
             if offset + size > context:
                 continue
-            times = [time_chunk(model, prompt, kv, offset, size) for _ in range(repeats)]
+            times = [time_chunk(model, decode, prompt, kv, offset, size) for _ in range(repeats)]
             median = statistics.median(times)
             rows.append(ChunkTiming(model_id, offset, size, round(median, 3), round(1000 * median / size, 2)))
     return rows

@@ -15,7 +15,8 @@ precision; `quantization_error` reports by how much, and the engine logs it at l
 The output head (tied to the Q8_0 token embedding in SmolLM2) is kept at 8 bits, one scale per row.
 
 Prefill still runs transformers' modules on the dense weights: a prompt is one batched pass
-whose cost is arithmetic, and its KV cache is the same fp32 either way.
+whose cost is arithmetic, and its KV cache is the same fp32 either way. Only the prompt's last
+token goes through the decode step (engine/prefill.py says why).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ no memory is added and the transformers modules, which still run every prefill, 
 storage), `F.rms_norm`, rotary embedding applied to q and k together, and a boolean padding mask
 for `scaled_dot_product_attention`. The logits equal transformers' within float rounding
 (tests/engine/test_fast_decode.py). Each projection is held as engine/decode_weights.py says:
-the model's own dense weight (the default), or packed int4 with an 8-bit head, opt-in per model.
+the model's own dense weight (the default), or packed int4 with an 8-bit head, per model.
 
 Other architectures (and Llama variants this step does not reproduce exactly: other activations,
 MLP or output biases) decode through the model's own forward (`ModelDecode`).

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PretrainedConfig, PreTrainedModel
 
+from engine.fast_decode import DecodeStep
 from engine.growable_cache import cache_kv, growable_cache
 from engine.sequence import GroupState
 
@@ -57,24 +58,40 @@ def start_prefill(
     return PrefillJob(group, past, num_done=num_cached, num_cached=num_cached)
 
 
-def advance(model: PreTrainedModel, job: PrefillJob, max_tokens: int) -> int:
-    """Compute the KV of up to `max_tokens` more prompt tokens; returns how many it computed."""
+def advance(model: PreTrainedModel, decode: DecodeStep, job: PrefillJob, max_tokens: int) -> int:
+    """Compute the KV of up to `max_tokens` more prompt tokens; returns how many it computed.
+
+    The prompt's last token goes through `decode`, the step every generated token takes, in a
+    pass of its own. A prompt served from the radix cache recomputes only that token, so with
+    it always computed alone from the same KV, the first token's logits are the same bits
+    whether or not the prompt was cached: a seeded request repeats itself exactly. (Computed
+    as the last row of the prompt's pass instead, its logits differed in the last bits, which an
+    int4 model's bf16 activations turn into a different token at near-ties.)"""
     prompt = job.group.prompt_ids
-    start, end = job.num_done, min(len(prompt), job.num_done + max_tokens)
-    ids = torch.tensor([prompt[start:end]])  # (1, T)
-    positions = torch.arange(start, end).unsqueeze(0)  # (1, T)
-    out = model(
-        input_ids=ids, past_key_values=job.past, position_ids=positions, use_cache=True, **_last_logits(model)
-    )
+    last = len(prompt) - 1
+    start = job.num_done
+    end = min(last, start + max_tokens)
+    if end > start:
+        ids = torch.tensor([prompt[start:end]])  # (1, T)
+        positions = torch.arange(start, end).unsqueeze(0)  # (1, T)
+        model(
+            input_ids=ids,
+            past_key_values=job.past,
+            position_ids=positions,
+            use_cache=True,
+            **_last_logits(model),
+        )
     job.num_done = end
-    if job.is_done:
-        job.logits = out.logits[0, -1]
-    return end - start
+    if end == last and end - start < max_tokens:
+        ids, positions = torch.tensor([prompt[last]]), torch.tensor([last])
+        job.logits = decode(ids, positions, job.past, torch.ones(1, len(prompt)))[0]
+        job.num_done = len(prompt)
+    return job.num_done - start
 
 
 def _last_logits(model: PreTrainedModel) -> dict[str, int]:
-    """Ask for the last position's logits only, where the model class allows it: the rest of a
-    chunk's (T, V) logits are never read, and for SmolLM2's 49k vocabulary they take more memory
+    """Ask for the last position's logits only, where the model class allows it: a chunk's
+    logits are never read, and for SmolLM2's 49k vocabulary all (T, V) of them take more memory
     than the chunk's KV (a one-piece 7,900-token prompt made 1.5 GB of them)."""
     is_supported = "logits_to_keep" in inspect.signature(model.forward).parameters  # under 1 ms a chunk
     return {"logits_to_keep": 1} if is_supported else {}

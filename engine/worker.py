@@ -195,7 +195,7 @@ class BatchWorker(threading.Thread):
         while budget > 0 and self.prefilling:
             job = self.prefilling.popleft()
             try:
-                budget -= advance(self.model, job, budget)
+                budget -= advance(self.model, self.decode, job, budget)
                 if not job.is_done:
                     self.prefilling.append(job)
                     continue

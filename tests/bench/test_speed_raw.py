@@ -30,10 +30,11 @@ def test_meter_counts_decode_rows_and_prefills() -> None:
             assert worker.decode is decode  # the engine is left as it was
         finally:
             await engine.close()
-        # The first token comes from the prefill's logits; each later one from a decode step.
+        # The prompt's last token is a one-row decode step (engine/prefill.py), whose logits give
+        # the first token; each later token comes from a decode step of all 3 rows.
         assert [len(c.token_ids) for c in group] == [NUM_TOKENS] * 3
-        assert counts.decode_steps == NUM_TOKENS - 1 and counts.decode_rows == 3 * (NUM_TOKENS - 1)
-        assert counts.prefill_calls == 1 and counts.prefill_tokens == len(prompt)
+        assert counts.decode_steps == NUM_TOKENS and counts.decode_rows == 1 + 3 * (NUM_TOKENS - 1)
+        assert counts.prefill_calls == 1 and counts.prefill_tokens == len(prompt) - 1
         assert counts.decode_s > 0 and counts.prefill_s > 0
 
     asyncio.run(run())

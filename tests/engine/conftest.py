@@ -2,10 +2,13 @@
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from engine.embedded import EmbeddedEngine
+from engine.model_config import DecodeWeights
+from engine.models import clear_registered_models, find_model, register_models
 from engine.options import EngineOptions
 from engine.protocol import Continuation, Engine, SamplingParams, StreamDelta
 
@@ -26,6 +29,17 @@ class EngineRunner:
     def close(self) -> None:
         self.run(self.engine.close())
         self.loop.close()
+
+
+def runner_decoding(decode_weights: DecodeWeights, options: EngineOptions) -> EngineRunner:
+    """A SmolLM2 engine whose config entry says `decode_weights`, whatever the bundled one says."""
+    entry = find_model(SMOLLM2)
+    assert entry is not None
+    register_models([replace(entry, decode_weights=decode_weights)])
+    try:
+        return EngineRunner(options)
+    finally:
+        clear_registered_models()
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 
 import asyncio
 import threading
-from dataclasses import replace
 
 import pytest
 
-from engine.models import clear_registered_models, find_model, register_models
 from engine.options import EngineOptions
 from engine.protocol import ChatMessage, SamplingParams
 
-from .conftest import SMOLLM2, EngineRunner, assert_stream_matches, collect_stream
+from .conftest import SMOLLM2, EngineRunner, assert_stream_matches, collect_stream, runner_decoding
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0)
 
@@ -26,11 +24,17 @@ def test_greedy_answer_is_sensible(runner):
     assert out.text == runner.engine.detokenize(out.token_ids)
 
 
-def test_batched_greedy_equals_one_at_a_time(runner):
-    prompts = [prompt(runner, q) for q in ("Name a color.", "Count to five.", "What is 2+2?")]
-    alone = [runner.run(runner.engine.generate([p], GREEDY))[0][0].token_ids for p in prompts]
-    together = runner.run(runner.engine.generate(prompts, GREEDY))
-    assert [g[0].token_ids for g in together] == alone
+def test_dense_batched_greedy_equals_one_at_a_time():
+    """fp32 decode is batch-invariant; int4's bf16 activations are not at near-ties (bundled.toml)."""
+    dense = runner_decoding("dense", EngineOptions(cache_capacity_mb=64))
+    try:
+        prompts = [prompt(dense, q) for q in ("Name a color.", "Count to five.", "What is 2+2?")]
+        alone = [dense.run(dense.engine.generate([p], GREEDY))[0][0].token_ids for p in prompts]
+        together = dense.run(dense.engine.generate(prompts, GREEDY))
+        assert [g[0].token_ids for g in together] == alone
+        assert_a_cached_prompt_repeats(dense, "Which planet has rings?")
+    finally:
+        dense.close()
 
 
 def test_second_request_reuses_the_cached_prompt(runner):
@@ -63,6 +67,22 @@ def test_n_samples_share_one_prefill_and_seed_reproduces(runner):
     second = runner.run(runner.engine.generate([p], params))[0]
     assert [c.token_ids for c in first] == [c.token_ids for c in second]
     assert len({tuple(c.token_ids) for c in first}) > 1  # different samples, not copies
+
+
+def assert_a_cached_prompt_repeats(runner: EngineRunner, question: str) -> None:
+    """The last prompt token is computed alone from the same KV either way (engine/prefill.py),
+    so neither its logprobs nor a seeded sample move when the prompt comes from the cache."""
+    p = prompt(runner, question)
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, n=4, seed=3, logprobs=True, top_logprobs=5)
+    fresh = runner.run(runner.engine.generate([p], params))[0]
+    cached = runner.run(runner.engine.generate([p], params))[0]
+    assert cached[0].num_cached_prompt_tokens == len(p) - 1 > fresh[0].num_cached_prompt_tokens
+    assert [c.logprobs for c in cached] == [c.logprobs for c in fresh]
+    assert fresh[0].logprobs is not None
+
+
+def test_a_cached_prompt_gives_the_same_bits(runner):
+    assert_a_cached_prompt_repeats(runner, "Which planet has rings?")
 
 
 @pytest.mark.parametrize("include", [False, True])
@@ -152,24 +172,14 @@ def test_the_model_loads_on_a_thread_that_ended(runner):
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ponder-load-")]
 
 
-def test_a_config_entry_makes_the_engine_decode_int4(caplog):
+def test_the_bundled_smollm2_decodes_int4(runner, caplog):
     """...and the load logs how far quantising moved the weights: not at all for SmolLM2's Q4_1
     layers; the head's 8-bit rounding is what the figure shows."""
     from engine.decode_weights import Int4, Int8Rows
 
+    step = runner.engine._worker.decode
+    assert isinstance(step.layers[0].qkv, Int4) and isinstance(step.lm_head, Int8Rows)
     caplog.set_level("INFO", logger="engine.embedded")
-    entry = find_model(SMOLLM2)
-    assert entry is not None
-    register_models([replace(entry, decode_weights="int4")])
-    try:
-        int4 = EngineRunner(EngineOptions(cache_capacity_mb=64))
-    finally:
-        clear_registered_models()
-    try:
-        step = int4.engine._worker.decode
-        assert isinstance(step.layers[0].qkv, Int4) and isinstance(step.lm_head, Int8Rows)
-        assert f"{SMOLLM2} decodes int4 weights: largest weight change" in caplog.text
-        [[out]] = int4.run(int4.engine.generate([prompt(int4, "What is the capital of France?")], GREEDY))
-        assert "Paris" in out.text
-    finally:
-        int4.close()
+    again = runner_decoding("int4", EngineOptions(cache_capacity_mb=64))
+    again.close()
+    assert f"{SMOLLM2} decodes int4 weights: largest weight change" in caplog.text

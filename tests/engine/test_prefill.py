@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from engine.fast_decode import DecodeStep, decode_step
 from engine.models import resolve_model_dir
 from engine.options import EngineOptions
 from engine.prefill import PrefillJob, advance, start_prefill
@@ -31,6 +32,11 @@ def model() -> PreTrainedModel:
 
 
 @pytest.fixture(scope="module")
+def decode(model: PreTrainedModel) -> DecodeStep:
+    return decode_step(model)
+
+
+@pytest.fixture(scope="module")
 def engines() -> Iterator[tuple[EngineRunner, EngineRunner]]:
     """A SmolLM2 engine prefilling in small chunks, and one prefilling each prompt in one piece."""
     chunked = EngineRunner(EngineOptions(prefill_chunk_tokens=SMALL_CHUNK))
@@ -40,26 +46,28 @@ def engines() -> Iterator[tuple[EngineRunner, EngineRunner]]:
     whole.close()
 
 
-def prefill(model: PreTrainedModel, prompt: list[int], chunk: int, cached: int = 0) -> tuple[PrefillJob, int]:
-    """The finished job and how many forward passes it took."""
+def prefill(
+    model: PreTrainedModel, decode: DecodeStep, prompt: list[int], chunk: int, cached: int = 0
+) -> tuple[PrefillJob, int]:
+    """The finished job and how many calls of `advance` it took."""
     group = GroupState(0, prompt, SamplingParams(), False, lambda event: None)
     prefix = None
     if cached:
-        prefix, _ = prefill(model, prompt[:cached], ONE_PIECE)
+        prefix, _ = prefill(model, decode, prompt[:cached], ONE_PIECE)
     job = start_prefill(group, model.config, None if prefix is None else prefix.kv(), cached)
     num_passes = 0
     with torch.inference_mode():
         while not job.is_done:
-            advance(model, job, chunk)
+            advance(model, decode, job, chunk)
             num_passes += 1
     return job, num_passes
 
 
 @pytest.mark.parametrize(("chunk", "cached"), [(64, 0), (100, 0), (64, 37)])
-def test_chunks_give_the_kv_and_logits_of_one_piece(model, chunk, cached):
+def test_chunks_give_the_kv_and_logits_of_one_piece(model, decode, chunk, cached):
     prompt = [(11 * i + 5) % 49152 for i in range(300)]
-    whole, _ = prefill(model, prompt, ONE_PIECE, cached)
-    chunked, num_passes = prefill(model, prompt, chunk, cached)
+    whole, _ = prefill(model, decode, prompt, ONE_PIECE, cached)
+    chunked, num_passes = prefill(model, decode, prompt, chunk, cached)
     assert num_passes == -(-(len(prompt) - cached) // chunk)  # really cut into chunks
     assert chunked.kv().shape == whole.kv().shape
     assert torch.allclose(chunked.kv(), whole.kv(), atol=1e-4)
