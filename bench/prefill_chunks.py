@@ -5,8 +5,13 @@ wait behind a long prompt; its time per token is what chunking costs the long pr
 Measured for SmolLM2 at offsets up to its 8k context and for countdown (256-token context).
 Prints a table and writes JSON; this is what `engine.options.PREFILL_CHUNK_TOKENS` rests on.
 
-    python -m bench.prefill_chunks [--sizes 128 256 512 1024] [--repeats 3]
-        [--out bench/results/prefill_chunks.json]
+With `--weights dense int4` each chunk is timed with both prompt passes the engine has, one
+after the other on every repeat (a ratio from one run): transformers' forward on the fp32
+weights, and the fused layers on packed int4 weights that an int4 model's prompts take
+(`engine.prefill.prefill_step`).
+
+    python -m bench.prefill_chunks [--sizes 128 256 512 1024] [--repeats 3] [--weights dense int4]
+        [--models smollm2-135m-instruct] [--out bench/results/prefill_chunks.json]
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from bench.report import print_table, write_json
 from engine.fast_decode import DecodeStep, decode_step
+from engine.model_config import DecodeWeights
 from engine.models import resolve_model_dir
-from engine.prefill import advance, start_prefill
+from engine.prefill import PrefillStep, advance, prefill_step, start_prefill
 from engine.protocol import SamplingParams
 from engine.sequence import GroupState
 
@@ -34,6 +40,7 @@ COUNTDOWN_CONTEXT = 256
 @dataclass
 class ChunkTiming:
     model: str
+    weights: str
     offset: int
     chunk_tokens: int
     median_s: float
@@ -61,7 +68,7 @@ def _random_kv(model: PreTrainedModel, num_tokens: int) -> torch.Tensor:
 
 def time_chunk(
     model: PreTrainedModel,
-    decode: DecodeStep,
+    steps: tuple[PrefillStep, DecodeStep],
     prompt: list[int],
     kv: torch.Tensor | None,
     offset: int,
@@ -72,13 +79,19 @@ def time_chunk(
     # One token more than the chunk: the prompt's last token is a decode step's, not the chunk's.
     job = start_prefill(_group(prompt[: offset + size + 1]), model.config, prefix, offset)
     start = time.perf_counter()
-    advance(model, decode, job, size)
+    advance(*steps, job, size)
     return time.perf_counter() - start
 
 
-def measure(model_id: str, sizes: list[int], repeats: int) -> list[ChunkTiming]:
+def engine_steps(model: PreTrainedModel, weights: DecodeWeights) -> tuple[PrefillStep, DecodeStep]:
+    """The prompt pass and decode step the engine would run for `model` held as `weights`."""
+    decode = decode_step(model, weights)
+    return prefill_step(model, decode), decode
+
+
+def measure(model_id: str, sizes: list[int], repeats: int, weights: list[DecodeWeights]) -> list[ChunkTiming]:
     model = _load(model_id)
-    decode = decode_step(model)
+    steps = {mode: engine_steps(model, mode) for mode in weights}
     offsets = MODEL_OFFSETS[model_id]
     context = COUNTDOWN_CONTEXT if model_id == "countdown" else max(offsets) + max(sizes)
     vocab = int(model.config.vocab_size)
@@ -89,9 +102,14 @@ def measure(model_id: str, sizes: list[int], repeats: int) -> list[ChunkTiming]:
         for size in sizes:
             if offset + size > context:
                 continue
-            times = [time_chunk(model, decode, prompt, kv, offset, size) for _ in range(repeats)]
-            median = statistics.median(times)
-            rows.append(ChunkTiming(model_id, offset, size, round(median, 3), round(1000 * median / size, 2)))
+            times: dict[str, list[float]] = {mode: [] for mode in steps}
+            for _ in range(repeats):
+                for mode, pair in steps.items():
+                    times[mode].append(time_chunk(model, pair, prompt, kv, offset, size))
+            for name, measured in times.items():
+                median = statistics.median(measured)
+                ms = round(1000 * median / size, 2)
+                rows.append(ChunkTiming(model_id, name, offset, size, round(median, 3), ms))
     return rows
 
 
@@ -100,13 +118,18 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODEL_OFFSETS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--weights", nargs="+", choices=("dense", "int4"), default=["dense"])
     parser.add_argument("--out", default="bench/results/prefill_chunks.json")
     args = parser.parse_args()
     with torch.inference_mode():
-        rows = [row for model_id in args.models for row in measure(model_id, args.sizes, args.repeats)]
+        rows = [
+            row
+            for model_id in args.models
+            for row in measure(model_id, args.sizes, args.repeats, args.weights)
+        ]
     print_table(
-        ["model", "offset", "chunk", "median s", "ms/token"],
-        [(r.model, r.offset, r.chunk_tokens, r.median_s, r.ms_per_token) for r in rows],
+        ["model", "weights", "offset", "chunk", "median s", "ms/token"],
+        [(r.model, r.weights, r.offset, r.chunk_tokens, r.median_s, r.ms_per_token) for r in rows],
     )
     load = os.getloadavg()[0]
     print(f"load average (1 min): {load:.2f} on {os.cpu_count()} CPUs")

@@ -17,6 +17,7 @@ MLP or output biases) decode through the model's own forward (`ModelDecode`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from engine.decode_weights import DecodeWeights, Projection, head_projection, layer_projection
+from engine.decode_weights import DecodeWeights, Dense, Projection, head_projection, layer_projection
 
 FUSED_ARCHITECTURES = frozenset({"llama", "qwen2"})
 
@@ -90,33 +91,74 @@ class FusedDecode:
     def projections(self) -> list[Projection]:
         return [p for layer in self.layers for p in layer.projections()] + [self.lm_head]
 
+    @property
+    def is_quantised(self) -> bool:
+        return not isinstance(self.lm_head, Dense)
+
     def __call__(
         self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor
     ) -> torch.Tensor:
-        batch, heads, kv_heads, dim = ids.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
-        h = F.embedding(ids, self.embed)  # (B, hidden)
-        cos, sin = self.rotary(h, positions.unsqueeze(1))  # (B, 1, D) each
+        batch = ids.shape[0]
+        keep = mask.bool()[:, None, None, :]  # (B, 1, 1, W)
+        h = self._layers(
+            ids,
+            positions,
+            cache,
+            keep,
+            to_heads=lambda x: x.unsqueeze(2),  # (B, heads, D) -> (B, heads, 1, D)
+            from_heads=lambda att: att.reshape(batch, -1),
+        )
+        return self.lm_head(F.rms_norm(h, (self.hidden,), self.norm, self.eps))
+
+    def prefill(self, ids: torch.Tensor, start: int, cache: DynamicCache) -> None:
+        """Appends the KV of `ids` (T,), one sequence's tokens from position `start`, to `cache`:
+        the prompt pass of a quantised model, on the weights its decode steps use."""
+        num_tokens = ids.shape[0]
+        positions = torch.arange(start, start + num_tokens)
+        causal = torch.ones(num_tokens, start + num_tokens, dtype=torch.bool).tril(start)
+        self._layers(
+            ids,
+            positions,
+            cache,
+            causal[None, None],  # (1, 1, T, start + T)
+            to_heads=lambda x: x.transpose(0, 1).unsqueeze(0),  # (T, heads, D) -> (1, heads, T, D)
+            from_heads=lambda att: att[0].transpose(0, 1).reshape(num_tokens, -1),
+        )
+
+    def _layers(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: DynamicCache,
+        keep: torch.Tensor,
+        to_heads: Callable[[torch.Tensor], torch.Tensor],
+        from_heads: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """The residual stream (N, hidden) after every layer, for N tokens that are rows of a
+        decode batch or positions of one prompt: `to_heads`/`from_heads` lay out attention."""
+        rows, heads, kv_heads, dim = ids.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
+        h = F.embedding(ids, self.embed)  # (N, hidden)
+        cos, sin = self.rotary(h, positions.unsqueeze(1))  # (N, 1, D) each
         half = dim // 2
         sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)  # rotate_half's sign, folded in
-        keep = mask.bool()[:, None, None, :]  # (B, 1, 1, W)
         is_gqa = kv_heads != heads
         entries: list[Any] = list(cache.layers)
         for layer, entry in zip(self.layers, entries, strict=True):
             x = F.rms_norm(h, (self.hidden,), layer.input_norm, self.eps)
-            qkv = layer.qkv(x).view(batch, heads + 2 * kv_heads, dim)
+            qkv = layer.qkv(x).view(rows, heads + 2 * kv_heads, dim)
             qk = qkv[:, : heads + kv_heads]
             swapped = torch.cat((qk[..., half:], qk[..., :half]), dim=-1)
             qk = qk * cos + swapped * sin
-            q = qk[:, :heads].unsqueeze(2)  # (B, H, 1, D)
-            k = qk[:, heads:].unsqueeze(2)
-            v = qkv[:, heads + kv_heads :].unsqueeze(2)
+            q = to_heads(qk[:, :heads])
+            k = to_heads(qk[:, heads:])
+            v = to_heads(qkv[:, heads + kv_heads :])
             keys, values = entry.update(k, v)
             att = F.scaled_dot_product_attention(q, keys, values, attn_mask=keep, enable_gqa=is_gqa)
-            h = h + layer.out(att.reshape(batch, heads * dim))
+            h = h + layer.out(from_heads(att))
             x = F.rms_norm(h, (self.hidden,), layer.post_norm, self.eps)
             gate, up = layer.gate_up(x).split(self.intermediate, dim=-1)
             h = h + layer.down(F.silu(gate) * up)
-        return self.lm_head(F.rms_norm(h, (self.hidden,), self.norm, self.eps))
+        return h
 
 
 def decode_step(model: PreTrainedModel, weights: DecodeWeights = "dense") -> DecodeStep:

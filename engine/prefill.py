@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from transformers import DynamicCache, PretrainedConfig, PreTrainedModel
 
-from engine.fast_decode import DecodeStep
+from engine.fast_decode import DecodeStep, FusedDecode
 from engine.growable_cache import cache_kv, growable_cache
 from engine.sequence import GroupState
 
@@ -58,7 +59,41 @@ def start_prefill(
     return PrefillJob(group, past, num_done=num_cached, num_cached=num_cached)
 
 
-def advance(model: PreTrainedModel, decode: DecodeStep, job: PrefillJob, max_tokens: int) -> int:
+class PrefillStep(Protocol):
+    def __call__(self, ids: torch.Tensor, start: int, cache: DynamicCache) -> None:
+        """Appends the KV of `ids` (T,), one sequence's tokens from position `start`, to `cache`."""
+        ...
+
+
+class ModelPrefill:
+    """transformers' forward pass: every architecture, on the model's own (fp32) weights."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.keep_logits = _last_logits(model)
+
+    def __call__(self, ids: torch.Tensor, start: int, cache: DynamicCache) -> None:
+        positions = torch.arange(start, start + ids.shape[0]).unsqueeze(0)  # (1, T)
+        self.model(
+            input_ids=ids.unsqueeze(0),
+            past_key_values=cache,
+            position_ids=positions,
+            use_cache=True,
+            **self.keep_logits,
+        )
+
+
+def prefill_step(model: PreTrainedModel, decode: DecodeStep) -> PrefillStep:
+    """A quantised model's prompts go through its fused layers, on the weights its decode steps
+    use: the int4 kernel is 1.5-2x fp32's matmul at 35-512 rows as well (SmolLM2's projections),
+    and the KV then comes from the same weights as every later token's. Dense models keep
+    transformers' forward, whose output the fused step only matches within rounding."""
+    if isinstance(decode, FusedDecode) and decode.is_quantised:
+        return decode.prefill
+    return ModelPrefill(model)
+
+
+def advance(prefill: PrefillStep, decode: DecodeStep, job: PrefillJob, max_tokens: int) -> int:
     """Compute the KV of up to `max_tokens` more prompt tokens; returns how many it computed.
 
     The prompt's last token goes through `decode`, the step every generated token takes, in a
@@ -72,15 +107,7 @@ def advance(model: PreTrainedModel, decode: DecodeStep, job: PrefillJob, max_tok
     start = job.num_done
     end = min(last, start + max_tokens)
     if end > start:
-        ids = torch.tensor([prompt[start:end]])  # (1, T)
-        positions = torch.arange(start, end).unsqueeze(0)  # (1, T)
-        model(
-            input_ids=ids,
-            past_key_values=job.past,
-            position_ids=positions,
-            use_cache=True,
-            **_last_logits(model),
-        )
+        prefill(torch.tensor(prompt[start:end]), start, job.past)
     job.num_done = end
     if end == last and end - start < max_tokens:
         ids, positions = torch.tensor([prompt[last]]), torch.tensor([last])

@@ -32,7 +32,7 @@ from engine.fast_decode import DecodeStep
 from engine.lanes import Lane, Lanes
 from engine.options import PREFILL_CHUNK_TOKENS
 from engine.outputs import OutputProcessor
-from engine.prefill import PrefillJob, advance, start_prefill
+from engine.prefill import PrefillJob, advance, prefill_step, start_prefill
 from engine.protocol import COMPUTE_LOCK, CacheStats
 from engine.radix_cache import SHARED_NAMESPACE, RadixCache
 from engine.sampling import Sampled, make_generator, sample_rows
@@ -67,6 +67,7 @@ class BatchWorker(threading.Thread):
         self.torch_threads = threads or torch.get_num_threads()
         self.model = model
         self.decode = decode  # built on the loading thread (engine/loader_thread.py)
+        self.prefill = prefill_step(model, decode)
         self.outputs = outputs
         self.max_batch_size = max_batch_size
         self.cache = cache
@@ -195,7 +196,7 @@ class BatchWorker(threading.Thread):
         while budget > 0 and self.prefilling:
             job = self.prefilling.popleft()
             try:
-                budget -= advance(self.model, self.decode, job, budget)
+                budget -= advance(self.prefill, self.decode, job, budget)
                 if not job.is_done:
                     self.prefilling.append(job)
                     continue
