@@ -14,9 +14,9 @@ change 0.0), so int4 decode computes with the very weights the file holds. Other
 precision; `quantization_error` reports by how much, and the engine logs it at load.
 The output head (tied to the Q8_0 token embedding in SmolLM2) is kept at 8 bits, one scale per row.
 
-Prefill still runs transformers' modules on the dense weights: a prompt is one batched pass
-whose cost is arithmetic, and its KV cache is the same fp32 either way. Only the prompt's last
-token goes through the decode step (engine/prefill.py says why).
+An int4 model's prompts go through the same fused layers and packed weights (the kernel is
+1.3-2.5x fp32's at prompt sizes too); dense models prefill through transformers' modules
+(engine/prefill.py's `prefill_step`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ for `scaled_dot_product_attention`. The logits equal transformers' within float 
 (tests/engine/test_fast_decode.py). Each projection is held as engine/decode_weights.py says:
 the model's own dense weight (the default), or packed int4 with an 8-bit head, per model.
 
+The same layers also run a quantised model's prompt pass (`FusedDecode.prefill`, one sequence's
+tokens with a causal mask), so its prompts are computed with the weights its tokens are.
+
 Other architectures (and Llama variants this step does not reproduce exactly: other activations,
 MLP or output biases) decode through the model's own forward (`ModelDecode`).
 """
