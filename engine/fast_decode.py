@@ -193,7 +193,7 @@ def is_fusable(model: PreTrainedModel) -> bool:
 def _fuse(layer: Any, weights: DecodeWeights) -> _Layer:
     attn: Any = layer.self_attn
     mlp: Any = layer.mlp
-    qkv = _concat_in_place([attn.q_proj, attn.k_proj, attn.v_proj])
+    qkv = _joined([attn.q_proj, attn.k_proj, attn.v_proj], weights)
     bias = None
     if attn.q_proj.bias is not None:
         bias = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]).detach()
@@ -202,9 +202,19 @@ def _fuse(layer: Any, weights: DecodeWeights) -> _Layer:
         qkv=layer_projection(weights, qkv, bias),
         out=layer_projection(weights, attn.o_proj.weight),
         post_norm=layer.post_attention_layernorm.weight,
-        gate_up=layer_projection(weights, _concat_in_place([mlp.gate_proj, mlp.up_proj])),
+        gate_up=layer_projection(weights, _joined([mlp.gate_proj, mlp.up_proj], weights)),
         down=layer_projection(weights, mlp.down_proj.weight),
     )
+
+
+def _joined(linears: list[nn.Linear], weights: DecodeWeights) -> torch.Tensor:
+    """The linears' weights as one (sum of out_features, in) matrix: for dense, the storage the
+    modules then read too; for a quantised step, a temporary the packed copy is made from, so
+    the modules keep reading the loaded (memory-mapped) weights and no fp32 copy stays alive
+    (SmolLM2 int4: 1,048 MB resident after building the step, against 1,311 with the copy)."""
+    if weights == "dense":
+        return _concat_in_place(linears)
+    return torch.cat([lin.weight.detach() for lin in linears])
 
 
 def _concat_in_place(linears: list[nn.Linear]) -> torch.Tensor:
