@@ -126,7 +126,7 @@ class EmbeddedEngine(HFTextMixin):
         weights = decode_weights(self.model_id)
         with torch.inference_mode():
             decode = decode_step(model, weights)
-        if isinstance(decode, FusedDecode) and weights != "dense":
+        if isinstance(decode, FusedDecode) and decode.is_quantised:
             change = quantization_error(decode.projections())
             log.info("%s decodes %s weights: largest weight change %.3g", self.model_id, weights, change)
         return _Loaded(folder, model, tokenizer, decode)

@@ -5,8 +5,8 @@ decode step was mostly fixed cost, not arithmetic: in a py-spy profile of MCTS@4
 were 30% of the samples, while RMSNorm, rotary embedding, mask building and module-call overhead
 took as much again. This step does the same computation in fewer, larger operations: the q/k/v
 and gate/up projections each as one matmul (their weights re-laid out as views of one tensor, so
-no memory is added and the transformers modules, which still run every prefill, read the same
-storage), `F.rms_norm`, rotary embedding applied to q and k together, and a boolean padding mask
+no memory is added and the transformers modules, which still run a dense model's prefill, read
+the same storage), `F.rms_norm`, rotary embedding applied to q and k together, and a boolean padding mask
 for `scaled_dot_product_attention`. The logits equal transformers' within float rounding
 (tests/engine/test_fast_decode.py). Each projection is held as engine/decode_weights.py says:
 the model's own dense weight (the default), or packed int4 with an 8-bit head, per model.
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from engine.decode_weights import DecodeWeights, Dense, Projection, head_projection, layer_projection
+from engine.decode_weights import DecodeWeights, Projection, head_projection, layer_projection
 
 FUSED_ARCHITECTURES = frozenset({"llama", "qwen2"})
 
@@ -85,6 +85,7 @@ class FusedDecode:
         self.hidden = int(config.hidden_size)
         self.intermediate = int(config.intermediate_size)
         self.eps = float(config.rms_norm_eps)
+        self.weights = weights
         self.embed = inner.embed_tokens.weight
         self.rotary = inner.rotary_emb
         self.norm = inner.norm.weight
@@ -96,7 +97,7 @@ class FusedDecode:
 
     @property
     def is_quantised(self) -> bool:
-        return not isinstance(self.lm_head, Dense)
+        return self.weights != "dense"
 
     def __call__(
         self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache, mask: torch.Tensor

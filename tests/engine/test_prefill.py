@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from engine.fast_decode import DecodeStep, FusedDecode, decode_step
 from engine.models import resolve_model_dir
 from engine.options import EngineOptions
-from engine.prefill import ModelPrefill, PrefillJob, PrefillStep, advance, start_prefill
+from engine.prefill import ModelPrefill, PrefillJob, PrefillStep, advance, prefill_step, start_prefill
 from engine.protocol import ChatMessage, SamplingParams
 from engine.sequence import GroupState
 
@@ -37,8 +37,11 @@ Steps = tuple[PrefillStep, DecodeStep]
 @pytest.fixture(scope="module")
 def steps(model: PreTrainedModel) -> dict[str, Steps]:
     """The engine's prefill and decode steps for each way of holding the weights."""
-    int4 = FusedDecode(model, "int4")
-    return {"dense": (ModelPrefill(model), decode_step(model)), "int4": (int4.prefill, int4)}
+    decodes: dict[str, DecodeStep] = {"dense": decode_step(model), "int4": FusedDecode(model, "int4")}
+    chosen = {name: (prefill_step(model, decode), decode) for name, decode in decodes.items()}
+    assert isinstance(chosen["dense"][0], ModelPrefill)  # transformers' forward for dense
+    assert chosen["int4"][0] == decodes["int4"].prefill  # type: ignore[attr-defined]
+    return chosen
 
 
 @pytest.fixture(scope="module")
